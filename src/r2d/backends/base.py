@@ -1,0 +1,85 @@
+"""The Backend Protocol and the records every generation call returns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from r2d import registry
+from r2d.pivots import neutralize
+
+Chat = list[dict[str, str]]
+
+
+@dataclass
+class GenParams:
+    max_new_tokens: int = 256
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    stop: list[str] = field(default_factory=list)
+    seed: int = 0
+    batch_size: int = 16
+    # Extra backend-specific knobs (e.g. a logits processor list for hf)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def provenance(self) -> dict:
+        d = asdict(self)
+        d["extra"] = sorted(self.extra)
+        return d
+
+
+@dataclass
+class Completion:
+    """One generation. ``error`` set means the call failed: never treat it as a (safe) reply."""
+
+    text: str = ""
+    reasoning: str | None = None  # server-split reasoning (OpenAI ``reasoning_content``), if any
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None  # "stop", "length", "error", ...
+    latency_s: float = 0.0
+    error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. per-step pivot probabilities
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def full_text(self) -> str:
+        """The text with server-split reasoning put back inside ``<think>`` so one parser reads both."""
+        if self.reasoning and "<think>" not in self.text:
+            return f"<think>\n{self.reasoning.strip()}\n</think>\n\n{self.text.lstrip()}"
+        return self.text
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Turns a batch of chats into completions, in input order, one ``Completion`` per chat."""
+
+    name: str
+
+    def generate(self, chats: list[Chat], params: GenParams) -> list[Completion]: ...
+
+
+def prepare_messages(chat: Chat, guard: bool = True) -> Chat:
+    """Copy ``chat`` with untrusted turns (user, system, tool) neutralised so no pivot or think
+    token can be forged from outside the model. Assistant turns are left alone (they may be a
+    prefill the caller wants verbatim)."""
+    out = []
+    for m in chat:
+        if "role" not in m or "content" not in m:
+            raise ValueError(f"chat message lacks 'role' or 'content': {m!r}")
+        content = m["content"]
+        if guard and m["role"] != "assistant" and isinstance(content, str):
+            content = neutralize(content)
+        out.append({**m, "content": content})
+    return out
+
+
+def get_backend(name: str, model: str | None = None, **kwargs: Any) -> Backend:
+    """Build a registered backend by name (``hf``, ``openai``, ``vllm``, ``mock`` ...)."""
+    return registry.create("backend", name, model=model, **kwargs)

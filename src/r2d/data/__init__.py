@@ -1,0 +1,1 @@
+"""SwaRD data: the chat JSONL format, its validator, converters, loading, and the synthesis pipeline."""

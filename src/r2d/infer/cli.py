@@ -1,0 +1,9 @@
+"""``r2d`` subcommands of the infer stage (filled in by its owner)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    pass
