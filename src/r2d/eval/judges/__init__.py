@@ -1,0 +1,9 @@
+"""Judges: decide, per (prompt, completion), whether a reply is a jailbreak, a refusal, a class label or a score.
+
+Importing this package registers every built-in judge (``r2d.registry.names("judge")``).
+"""
+
+from r2d.eval.judges import llm, pivot, refusal  # noqa: F401  (registration side effects)
+from r2d.eval.judges.base import JudgeBase, judged_text
+
+__all__ = ["JudgeBase", "judged_text"]
