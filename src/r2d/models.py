@@ -96,8 +96,13 @@ def load_model(name: str | None, dtype: str = "float32", device: str | None = No
     from r2d.pivots import expand_tokenizer
 
     path = resolve_model(name)
-    tok = load_tokenizer(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    from r2d.training.saving import is_adapter_dir, load_trained
+
+    if is_adapter_dir(path):  # an `r2d train` adapter: base + new-token rows + adapter, merged
+        model, tok = load_trained(path, dtype=dtype)
+    else:
+        tok = load_tokenizer(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
     if expand:
         expand_tokenizer(tok, model)
     if device:

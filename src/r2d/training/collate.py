@@ -1,0 +1,123 @@
+"""Turn SwaRD chat rows into (input_ids, labels) with the loss on the assistant turn only, and pad
+batches.
+
+The assistant span is found for any chat template: the prompt is rendered with
+``add_generation_prompt=True``, the full chat without it; if the full text starts with the prompt
+text and the prompt's ids are a prefix of the full ids, the prefix length is the boundary, else the
+boundary comes from character offsets. The template's end-of-turn token stays in the labels (the
+model learns to stop); whatever the template writes after it (a newline) is masked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from r2d.pivots import strip_pivots
+
+IGNORE = -100
+
+
+@dataclass
+class Example:
+    input_ids: list[int]
+    labels: list[int]
+
+
+def _render(tokenizer, messages: list[dict], generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+
+
+def _end_of_turn_ids(tokenizer) -> set[int]:
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    for t in ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "</s>"):
+        i = tokenizer.convert_tokens_to_ids(t)
+        if isinstance(i, int) and i != tokenizer.unk_token_id and i >= 0:
+            ids.add(i)
+    return ids
+
+
+def assistant_boundary(tokenizer, prompt_text: str, full_text: str, full_ids: list[int]) -> int:
+    """Index of the first assistant token in ``full_ids``."""
+    if not full_text.startswith(prompt_text):
+        raise ValueError("chat template renders the prompt differently inside the full chat")
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    if full_ids[: len(prompt_ids)] == prompt_ids:
+        return len(prompt_ids)
+    # Token boundaries differ at the seam: the first token that ends after the prompt's last char.
+    offsets = tokenizer(full_text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    cut = len(prompt_text)
+    return next((i for i, (_, end) in enumerate(offsets) if end > cut), len(full_ids))
+
+
+def tokenize_row(tokenizer, row: dict, max_seq_len: int, strip: bool = False) -> Example:
+    """One chat row -> ids and labels (prompt masked with -100), truncated to ``max_seq_len``
+    keeping the start of the assistant turn (the prompt loses its oldest tokens first)."""
+    messages = [dict(m) for m in row["messages"]]
+    if strip:
+        messages[-1]["content"] = strip_pivots(messages[-1]["content"])
+    prompt_text = _render(tokenizer, messages[:-1], True)
+    full_text = _render(tokenizer, messages, False)
+    ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
+    start = assistant_boundary(tokenizer, prompt_text, full_text, ids)
+    eot = _end_of_turn_ids(tokenizer)
+    end = len(ids)
+    last = max((i for i in range(start, len(ids)) if ids[i] in eot), default=None)
+    if last is not None:
+        end = last + 1  # keep the end-of-turn token, drop the template's trailing newline
+    elif tokenizer.eos_token_id is not None:  # a template without an end-of-turn marker
+        ids = ids[:end] + [tokenizer.eos_token_id]
+        end += 1
+    ids = ids[:end]
+    prompt, answer = ids[:start], ids[start:end]
+    if len(ids) > max_seq_len:
+        keep_prompt = min(len(prompt), max(max_seq_len - len(answer), max_seq_len // 2))
+        prompt = prompt[len(prompt) - keep_prompt:]
+        answer = answer[: max_seq_len - keep_prompt]
+    return Example(prompt + answer, [IGNORE] * len(prompt) + list(answer))
+
+
+class SwardDataset:
+    """Pre-tokenised rows (a plain sequence: the Trainer's length-grouped sampler reads ``input_ids``)."""
+
+    def __init__(self, rows: list[dict], tokenizer, max_seq_len: int, strip: bool = False, source: str = "data"):
+        self.items = []
+        for n, row in enumerate(rows, 1):
+            try:
+                ex = tokenize_row(tokenizer, row, max_seq_len, strip)
+            except ValueError as e:
+                raise ValueError(f"{source}: row {n}: {e}") from None
+            if all(lab == IGNORE for lab in ex.labels):
+                raise ValueError(f"{source}: row {n}: no assistant tokens left after truncation to {max_seq_len}")
+            self.items.append({"input_ids": ex.input_ids, "labels": ex.labels})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(x["input_ids"]) for x in self.items)
+
+
+class PadCollator:
+    """Right-pad a batch to its longest row (optionally to a multiple of ``multiple``)."""
+
+    def __init__(self, pad_id: int, multiple: int = 1):
+        self.pad_id, self.multiple = pad_id, multiple
+
+    def __call__(self, batch: list[dict]):
+        import torch
+
+        n = max(len(b["input_ids"]) for b in batch)
+        n = -(-n // self.multiple) * self.multiple
+        ids = torch.full((len(batch), n), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), n), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(batch), n), dtype=torch.long)
+        for i, b in enumerate(batch):
+            k = len(b["input_ids"])
+            ids[i, :k] = torch.tensor(b["input_ids"])
+            labels[i, :k] = torch.tensor(b["labels"])
+            mask[i, :k] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}

@@ -1,0 +1,170 @@
+"""``R2DTrainer``: a ``transformers.Trainer`` whose ``compute_loss`` adds the CPO term (paper Eq. 4)
+to the SwaRD cross-entropy, and ``train(cfg)`` which builds the model (LoRA / full / new rows only),
+runs, resumes after a kill and saves a loadable model with config and provenance."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from r2d.pivots import pivot_ids
+from r2d.training.config import TrainConfig
+from r2d.training.losses import pivot_stats
+
+CONFIG_FILE = "r2d_train_config.yaml"
+META_FILE = "r2d_train_meta.json"
+
+
+class R2DTrainer(Trainer):
+    """Cross-entropy on the assistant turn (the model's own shifted CE; labels are -100 elsewhere)
+    plus ``cpo_weight`` x CPO at pivot positions. Logs ``ce_loss``, ``cpo_loss`` and ``pivot_acc``."""
+
+    def __init__(self, *args, pivots: tuple[int, int, int], cpo: bool = True, cpo_weight: float = 1.0,
+                 cpo_rethink: bool = False, **kw):
+        super().__init__(*args, **kw)
+        self.pivots, self.cpo, self.cpo_weight, self.cpo_rethink = pivots, cpo, cpo_weight, cpo_rethink
+        self.loss_is_scaled_for_ga = False  # both terms are per-batch means: the Trainer divides by GA
+        self._acc = {"ce": 0.0, "cpo": 0.0, "n": 0, "piv": 0, "ok": 0}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs)
+        ce = outputs.loss
+        st = pivot_stats(outputs.logits, inputs["labels"], self.pivots, self.cpo_rethink)
+        loss = ce + self.cpo_weight * st.cpo if self.cpo else ce
+        if model.training:
+            a = self._acc
+            a["ce"] += float(ce.detach())
+            a["cpo"] += float(st.cpo.detach())
+            a["n"] += 1
+            a["piv"] += st.n_pivots
+            a["ok"] += st.n_correct
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        a = self._acc
+        if "loss" in logs and a["n"]:
+            logs["ce_loss"] = round(a["ce"] / a["n"], 4)
+            logs["cpo_loss"] = round(a["cpo"] / a["n"], 4)
+            if a["piv"]:
+                logs["pivot_acc"] = round(a["ok"] / a["piv"], 4)
+            self._acc = {"ce": 0.0, "cpo": 0.0, "n": 0, "piv": 0, "ok": 0}
+        super().log(logs, start_time)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """PEFT checkpoints without the full (resized) embedding matrices: the base is rebuilt on
+        resume and the new-token rows live in the adapter's trainable-token deltas."""
+        from peft import PeftModel
+
+        model = self.accelerator.unwrap_model(self.model)
+        if not isinstance(model, PeftModel):
+            return super()._save(output_dir, state_dict)
+        output_dir = output_dir or self.args.output_dir
+        if self.args.should_save:
+            os.makedirs(output_dir, exist_ok=True)
+            model.save_pretrained(output_dir, save_embedding_layers=False)
+            if self.processing_class is not None:
+                self.processing_class.save_pretrained(output_dir)
+            torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+
+
+def _tied(model) -> bool:
+    out = model.get_output_embeddings()
+    return out is None or out.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+
+
+def wrap_model(model, cfg: TrainConfig, ids: list[int]):
+    """LoRA + trainable new-token rows, new rows only, or full fine-tuning (model returned as is)."""
+    from peft import LoraConfig, TrainableTokensConfig, get_peft_model
+
+    if cfg.mode == "full":
+        return model
+    tied = _tied(model)
+    emb = [n for n, m in model.named_modules() if m is model.get_input_embeddings()][0].split(".")[-1]
+    head = [n for n, m in model.named_modules() if m is model.get_output_embeddings()][0].split(".")[-1]
+    if cfg.mode == "rows":
+        pc = TrainableTokensConfig(token_indices=ids, target_modules=[emb] if tied else [emb, head])
+    else:
+        pc = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                        target_modules=list(cfg.lora_targets), task_type="CAUSAL_LM",
+                        trainable_token_indices={emb: ids} if tied else {emb: ids, head: ids})
+    return get_peft_model(model, pc)
+
+
+def _use_bf16(cfg: TrainConfig) -> bool:
+    if cfg.dtype == "bfloat16":
+        return True
+    return cfg.dtype == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def training_args(cfg: TrainConfig, **over) -> TrainingArguments:
+    kw = dict(
+        output_dir=cfg.output, per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler, warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
+        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, logging_steps=cfg.logging_steps,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed, bf16=_use_bf16(cfg), report_to=cfg.report_to, remove_unused_columns=False,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        dataloader_num_workers=0,
+        disable_tqdm=False, logging_first_step=True,
+    )
+    if cfg.gradient_checkpointing:
+        kw["activation_checkpointing"] = True
+    kw.update(over)
+    return TrainingArguments(**kw)
+
+
+def data_hashes(source: str) -> dict:
+    from r2d.provenance import sha256_file
+
+    p = Path(source)
+    return {"path": str(p.resolve()), "sha256": sha256_file(p)} if p.is_file() else {"hub_id": source}
+
+
+def train(cfg: TrainConfig) -> R2DTrainer:
+    """Run (or resume) a training job described by ``cfg``; returns the finished trainer."""
+    from r2d.config import save_config
+    from r2d.data.io import load_sward
+    from r2d.models import load_model, resolve_model
+    from r2d.provenance import base_provenance
+    from r2d.training.collate import PadCollator, SwardDataset
+    from r2d.training.saving import save_adapter, save_merged
+
+    if not cfg.data:
+        raise ValueError("no training data: pass --data FILE or set data: in the config")
+    if not cfg.output:
+        raise ValueError("no output directory: pass --output DIR or set output: in the config")
+    rows = load_sward(cfg.data)
+    model, tok = load_model(cfg.model)
+    ids = list(pivot_ids(tok).all)
+    dataset = SwardDataset(rows, tok, cfg.max_seq_len, strip=cfg.strip_pivots, source=cfg.data)
+    model = wrap_model(model, cfg, ids)
+    model.train()
+    out = Path(cfg.output)
+    args = training_args(cfg)
+    trainer = R2DTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
+                         data_collator=PadCollator(tok.pad_token_id), pivots=pivot_ids(tok).pivots,
+                         cpo=cfg.cpo, cpo_weight=cfg.cpo_weight, cpo_rethink=cfg.cpo_rethink)
+    last = get_last_checkpoint(str(out)) if cfg.resume and out.is_dir() else None
+    if trainer.is_world_process_zero():
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / CONFIG_FILE)
+    result = trainer.train(resume_from_checkpoint=last)
+    if trainer.is_world_process_zero():
+        final = trainer.accelerator.unwrap_model(trainer.model)
+        if cfg.save_kind == "adapter":
+            save_adapter(final, tok, out, cfg.model, ids, cfg.mode)
+        else:
+            save_merged(final, tok, out)
+        meta = {**base_provenance(), "model": cfg.model, "model_path": resolve_model(cfg.model),
+                "data": data_hashes(cfg.data), "n_examples": len(dataset), "n_tokens": dataset.n_tokens,
+                "n_label_tokens": sum(sum(x != -100 for x in e["labels"]) for e in dataset.items),
+                "pivot_token_ids": pivot_ids(tok).by_string(), "resumed_from": last, "save": cfg.save_kind,
+                "metrics": result.metrics, "log_history": trainer.state.log_history}
+        (out / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return trainer
