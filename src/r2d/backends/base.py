@@ -83,3 +83,15 @@ def prepare_messages(chat: Chat, guard: bool = True) -> Chat:
 def get_backend(name: str, model: str | None = None, **kwargs: Any) -> Backend:
     """Build a registered backend by name (``hf``, ``openai``, ``vllm``, ``mock`` ...)."""
     return registry.create("backend", name, model=model, **kwargs)
+
+
+def render_prompt(tokenizer: Any, chat: Chat, guard: bool = True) -> str:
+    """The prompt text for ``chat`` under the tokenizer's chat template, after ``prepare_messages``
+    (so untrusted turns can never forge pivot/think ids). A trailing assistant turn is a prefill:
+    the template continues it instead of opening a new assistant turn."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no chat template")
+    msgs = prepare_messages(chat, guard)
+    prefill = bool(msgs) and msgs[-1]["role"] == "assistant"
+    return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=not prefill,
+                                         continue_final_message=prefill)

@@ -52,13 +52,13 @@ class MockBackend:
                 out.append(Completion(finish_reason="error", error="mock: scripted failure"))
                 continue
             words = reply.split(" ")
-            finish = "stop"
+            finish, meta = "stop", {}
             if len(words) > params.max_new_tokens:
                 reply, finish = " ".join(words[: params.max_new_tokens]), "length"
-            for s in params.stop:
-                if s and s in reply:
-                    reply, finish = reply[: reply.index(s)], "stop"
+            hit = min(((reply.index(s), s) for s in params.stop if s and s in reply), default=None)
+            if hit is not None:  # the earliest stop string wins, as in real backends
+                reply, finish, meta["stop"] = reply[: hit[0]], "stop", hit[1]
             out.append(Completion(text=reply, prompt_tokens=sum(len(m["content"].split()) for m in chat),
                                   completion_tokens=len(reply.split()), finish_reason=finish,
-                                  latency_s=time.perf_counter() - t0))
+                                  latency_s=time.perf_counter() - t0, meta=meta))
         return out

@@ -1,0 +1,195 @@
+"""Local transformers backend: batched, left-padded generation with stop strings and pivot probabilities.
+
+Prompts are rendered with the tokenizer's chat template after ``prepare_messages`` (pivot-injection
+guard, on by default), sorted by length so each batch pads little, and returned in input order.
+Decoding keeps special/added tokens (pivots must survive) but cuts the text at the first
+end-of-turn/eos token. ``model``/``tokenizer`` are public for white-box attacks, and ``loglik``
+scores target strings given chats (GCG, AutoDAN, perplexity filters).
+
+Logits processors come from ``GenParams.extra["logits_processors"]`` (instances, or callables that
+take the tokenizer and return one); they run in that order, after a ``PivotRecorder`` that fills
+``Completion.meta["pivot_probs"]`` with one entry per generated pivot.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from r2d.backends.base import Chat, Completion, GenParams, render_prompt
+from r2d.registry import register
+
+
+@register("backend", "hf")
+class HFBackend:
+    name = "hf"
+    supports_logits_processors = True
+
+    def __init__(self, model: Any = None, tokenizer: Any = None, dtype: str = "float32", device: str | None = None,
+                 guard: bool = True, progress: bool = True, expand: bool = True, **_: Any) -> None:
+        """``model``: an alias/path/Hub id (loaded with ``r2d.models.load_model``) or a loaded
+        ``PreTrainedModel`` (then ``tokenizer`` is required)."""
+        if model is None or isinstance(model, str):
+            from r2d.models import DEFAULT_MODEL, load_model
+
+            self.model_name = model or DEFAULT_MODEL
+            self.model, self.tokenizer = load_model(self.model_name, dtype=dtype, device=device, expand=expand)
+        else:
+            if tokenizer is None:
+                raise ValueError("hf backend: a loaded model needs tokenizer=")
+            self.model, self.tokenizer = model, tokenizer
+            self.model_name = getattr(model.config, "_name_or_path", "") or type(model).__name__
+            if device:
+                self.model.to(device)
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.guard = guard
+        self.progress = progress
+
+    # --- prompts -----------------------------------------------------------------------------
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def render(self, chat: Chat) -> str:
+        return render_prompt(self.tokenizer, chat, self.guard)
+
+    def prompt_ids(self, chat: Chat) -> list[int]:
+        """Token ids of the rendered prompt (the template supplies any BOS itself)."""
+        return self.tokenizer(self.render(chat), add_special_tokens=False)["input_ids"]
+
+    def _end_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for src in (getattr(self.model, "generation_config", None), self.tokenizer):
+            eos = getattr(src, "eos_token_id", None)
+            ids.update(eos if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else []))
+        for tok in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"):
+            tid = self.tokenizer.convert_tokens_to_ids(tok)
+            if isinstance(tid, int) and tid != getattr(self.tokenizer, "unk_token_id", None):
+                ids.add(tid)
+        if self.tokenizer.pad_token_id is not None:
+            ids.add(self.tokenizer.pad_token_id)
+        return ids
+
+    # --- generation --------------------------------------------------------------------------
+    def generate(self, chats: list[Chat], params: GenParams) -> list[Completion]:
+        import torch
+        from tqdm.auto import tqdm
+
+        prompts = [self.prompt_ids(c) for c in chats]
+        order = sorted(range(len(chats)), key=lambda i: -len(prompts[i]))
+        bs = max(1, params.batch_size)
+        batches = [order[i:i + bs] for i in range(0, len(order), bs)]
+        out: list[Completion | None] = [None] * len(chats)
+        if params.temperature > 0:
+            torch.manual_seed(params.seed)
+        for batch in tqdm(batches, desc="generate", unit="batch", disable=not self.progress or len(batches) < 2):
+            for i, c in zip(batch, self._generate_batch([prompts[i] for i in batch], params)):
+                out[i] = c
+        return out  # type: ignore[return-value]
+
+    def _processors(self, params: GenParams):
+        from transformers import LogitsProcessor, LogitsProcessorList
+
+        from r2d.infer.processors import PivotRecorder
+        from r2d.pivots import pivot_ids
+
+        procs = LogitsProcessorList()
+        for p in params.extra.get("logits_processors", []):
+            procs.append(p if isinstance(p, LogitsProcessor) else p(self.tokenizer))
+        try:
+            recorder = PivotRecorder(pivot_ids(self.tokenizer))
+        except ValueError:  # a tokenizer without R2D tokens: nothing to record
+            recorder = None
+        if recorder is not None:
+            procs.append(recorder)
+        # policy processors (which act on pivots) go after the recorder so it sees the model's own view
+        for p in params.extra.get("policy_processors", []):
+            procs.append(p if isinstance(p, LogitsProcessor) else p(self.tokenizer))
+        return procs, recorder
+
+    def _generate_batch(self, prompts: list[list[int]], params: GenParams) -> list[Completion]:
+        import torch
+
+        t0 = time.perf_counter()
+        tok = self.tokenizer
+        width = max(len(p) for p in prompts)
+        pad = tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
+        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        procs, recorder = self._processors(params)
+        sample = params.temperature > 0
+        kwargs: dict[str, Any] = dict(max_new_tokens=params.max_new_tokens, do_sample=sample, pad_token_id=pad,
+                                      logits_processor=procs, eos_token_id=sorted(self._end_ids()))
+        if sample:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        stops = [s for s in params.stop if s]
+        if stops:
+            kwargs.update(stop_strings=stops, tokenizer=tok)
+        try:
+            with torch.no_grad():
+                seqs = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+        except (RuntimeError, torch.cuda.OutOfMemoryError) as e:  # OOM, device errors: error records, not ""
+            msg = f"hf generate failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            return [Completion(finish_reason="error", error=msg, latency_s=time.perf_counter() - t0) for _ in prompts]
+        latency = time.perf_counter() - t0
+        end_ids = self._end_ids()
+        results = []
+        for row, p in enumerate(prompts):
+            gen = seqs[row, width:].tolist()
+            n = next((k for k, t in enumerate(gen) if t in end_ids), None)
+            ended = n is not None
+            gen = gen[:n] if ended else gen
+            text = tok.decode(gen, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            finish = "stop" if ended else "length"
+            meta: dict[str, Any] = {}
+            hit = min(((text.find(s), s) for s in stops if s in text), default=None)
+            if hit is not None:
+                text, finish, meta["stop"] = text[:hit[0]], "stop", hit[1]
+            if recorder is not None:
+                meta["pivot_probs"] = self._pivot_probs(recorder, row, gen)
+            results.append(Completion(text=text, prompt_tokens=len(p), completion_tokens=len(gen) + int(ended),
+                                      finish_reason=finish, latency_s=latency, meta=meta))
+        return results
+
+    def _pivot_probs(self, recorder, row: int, gen: list[int]) -> list[dict]:
+        by_id = dict(zip(recorder.ids.pivots, ("[SAFE]", "[UNSAFE]", "[RETHINK]")))
+        out = []
+        for step, t in enumerate(gen):
+            if t in by_id:
+                probs = recorder.probs_for(row, step)
+                if probs is not None:
+                    out.append({"pivot": by_id[t], "step": step, **probs})
+        return out
+
+    # --- scoring -----------------------------------------------------------------------------
+    def loglik(self, chats: list[Chat], targets: list[str], batch_size: int = 8) -> list[float]:
+        """Sum of log-probabilities of each ``target`` as the assistant's reply to ``chats[i]``
+        (teacher-forced, target tokens only). Batched with right padding."""
+        import torch
+
+        if len(chats) != len(targets):
+            raise ValueError(f"loglik: {len(chats)} chats but {len(targets)} targets")
+        pairs = []
+        for chat, target in zip(chats, targets):
+            prompt = self.prompt_ids(chat)
+            tgt = self.tokenizer(target, add_special_tokens=False)["input_ids"]
+            if not tgt:
+                raise ValueError(f"loglik: target {target!r} tokenizes to nothing")
+            pairs.append((prompt, tgt))
+        scores: list[float] = []
+        pad = self.tokenizer.pad_token_id
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            width = max(len(p) + len(t) for p, t in chunk)
+            ids = torch.tensor([p + t + [pad] * (width - len(p) - len(t)) for p, t in chunk], device=self.device)
+            mask = torch.tensor([[1] * (len(p) + len(t)) + [0] * (width - len(p) - len(t)) for p, t in chunk],
+                                device=self.device)
+            with torch.no_grad():
+                logp = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+            for row, (p, t) in enumerate(chunk):
+                pos = torch.arange(len(p) - 1, len(p) + len(t) - 1, device=self.device)
+                scores.append(float(logp[row, pos, torch.tensor(t, device=self.device)].sum()))
+        return scores

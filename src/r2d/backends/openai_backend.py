@@ -1,0 +1,143 @@
+"""OpenAI-compatible HTTP backend (vLLM, SGLang, DeepSeek, OpenAI) over ``httpx``.
+
+Requests run concurrently (at most ``concurrency`` in flight), with retries and exponential backoff
+(honouring ``Retry-After``) on 429, 5xx, timeouts and connection errors. A request that still fails
+becomes a ``Completion`` with ``error`` set; if every request of a call fails, ``generate`` raises
+one ``ConnectionError`` line instead (a dead endpoint is a user error, not a batch of refusals).
+Split-out reasoning (``reasoning_content`` or ``reasoning``) lands in ``Completion.reasoning``.
+
+``local_template=True`` renders the chat template here (r2d's tokenizer for ``tokenizer`` or
+``model``) after the pivot-injection guard and calls ``/v1/completions`` with the raw prompt, so
+the server cannot apply a template that lets user text through unneutralised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from typing import Any
+
+import httpx
+
+from r2d.backends.base import Chat, Completion, GenParams, prepare_messages, render_prompt
+from r2d.registry import register
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+@register("backend", "openai")
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
+                 concurrency: int = 8, timeout: float = 120.0, max_retries: int = 4, backoff: float = 0.5,
+                 local_template: bool = False, tokenizer: str | None = None, guard: bool = True,
+                 extra_body: dict | None = None, **_: Any) -> None:
+        self.model = model or os.environ.get("R2D_MODEL") or "default"
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1").rstrip("/")
+        self.api_key = api_key or os.environ.get("R2D_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        self.concurrency = max(1, int(concurrency))
+        self.timeout = float(timeout)
+        self.max_retries = int(max_retries)
+        self.backoff = float(backoff)
+        self.guard = guard
+        self.extra_body = extra_body or {}
+        self.local_template = local_template
+        self._tokenizer = None
+        if local_template:
+            from r2d.models import load_tokenizer
+
+            self._tokenizer = load_tokenizer(tokenizer or model)
+
+    # --- sync / async entry points -----------------------------------------------------------
+    def generate(self, chats: list[Chat], params: GenParams) -> list[Completion]:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.agenerate(chats, params))
+        # called from inside a running loop (e.g. a notebook): run ours in a worker thread
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as ex:
+            return ex.submit(asyncio.run, self.agenerate(chats, params)).result()
+
+    async def agenerate(self, chats: list[Chat], params: GenParams) -> list[Completion]:
+        sem = asyncio.Semaphore(self.concurrency)
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        async with httpx.AsyncClient(base_url=self.base_url, headers=headers, limits=limits,
+                                     timeout=httpx.Timeout(self.timeout)) as client:
+            async def one(chat: Chat) -> Completion:
+                async with sem:
+                    return await self._request(client, chat, params)
+
+            out = list(await asyncio.gather(*(one(c) for c in chats)))
+        if out and all(c.error for c in out):
+            raise ConnectionError(f"openai backend: all {len(out)} requests to {self.base_url} failed: {out[0].error}")
+        return out
+
+    # --- one request -------------------------------------------------------------------------
+    def _payload(self, chat: Chat, params: GenParams) -> tuple[str, dict]:
+        body: dict[str, Any] = {"model": self.model, "max_tokens": params.max_new_tokens,
+                                "temperature": params.temperature, "top_p": params.top_p}
+        if params.temperature > 0:
+            body["seed"] = params.seed
+        if params.stop:
+            body["stop"] = list(params.stop)
+        body.update(self.extra_body)
+        if self.local_template:
+            body.update(prompt=render_prompt(self._tokenizer, chat, self.guard), skip_special_tokens=False)
+            return "/completions", body
+        body["messages"] = prepare_messages(chat, self.guard)
+        return "/chat/completions", body
+
+    async def _request(self, client: httpx.AsyncClient, chat: Chat, params: GenParams) -> Completion:
+        path, body = self._payload(chat, params)
+        t0 = time.perf_counter()
+        err = ""
+        for attempt in range(self.max_retries + 1):
+            wait = self.backoff * (2 ** attempt) * (0.75 + 0.5 * random.random())
+            try:
+                r = await client.post(path, json=body)
+            except httpx.TimeoutException as e:
+                err = f"timeout after {self.timeout:g}s ({type(e).__name__})"
+            except httpx.TransportError as e:
+                err = f"cannot reach {self.base_url}: {type(e).__name__}: {e}"
+            else:
+                if r.status_code == 200:
+                    try:
+                        return self._parse(r.json(), time.perf_counter() - t0, attempt)
+                    except (ValueError, KeyError, IndexError, TypeError) as e:
+                        return Completion(finish_reason="error", latency_s=time.perf_counter() - t0,
+                                          error=f"bad response from {self.base_url}{path}: {type(e).__name__}: {e}")
+                err = f"HTTP {r.status_code} from {self.base_url}{path}: {r.text[:200]}"
+                if r.status_code not in RETRY_STATUS:
+                    break
+                retry_after = r.headers.get("retry-after")
+                if retry_after:
+                    try:
+                        wait = min(float(retry_after), 60.0)
+                    except ValueError:
+                        pass
+            if attempt < self.max_retries:
+                await asyncio.sleep(wait)
+        return Completion(finish_reason="error", error=err, latency_s=time.perf_counter() - t0)
+
+    @staticmethod
+    def _parse(data: dict, latency: float, attempt: int) -> Completion:
+        choice = data["choices"][0]
+        if "message" in choice:
+            msg = choice["message"] or {}
+            text = msg.get("content") or ""
+            reasoning = msg.get("reasoning_content") or msg.get("reasoning")
+        else:
+            text, reasoning = choice.get("text") or "", None
+        usage = data.get("usage") or {}
+        meta: dict[str, Any] = {"retries": attempt}
+        if isinstance(choice.get("stop_reason"), str):  # vLLM/SGLang: which stop string ended it
+            meta["stop"] = choice["stop_reason"]
+        return Completion(text=text, reasoning=reasoning, prompt_tokens=usage.get("prompt_tokens"),
+                          completion_tokens=usage.get("completion_tokens"),
+                          finish_reason=choice.get("finish_reason"), latency_s=latency, meta=meta)
