@@ -1,0 +1,110 @@
+"""Read an ``r2d eval`` run directory (results.json, samples.jsonl, judgments.jsonl) for reporting.
+
+The reader is tolerant of missing optional keys and extra keys, because the report must work on runs
+from older and newer runners; it is strict about what it cannot do without (results.json with a
+``cells`` list) and names the file/line/field when something is malformed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HARMFUL_SUBSETS = ("harmful", "unsafe")
+BENIGN_SUBSETS = ("benign", "safe")
+ARM_FIELDS = ("model", "defense", "policy")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One system under test in one run: a model with a defense and an inference policy."""
+
+    run: str  # the run's display name (its directory name)
+    model: str
+    defense: str = "none"
+    policy: str = "raw"
+
+
+@dataclass
+class Run:
+    path: Path
+    name: str
+    provenance: dict[str, Any]
+    cells: list[dict[str, Any]]
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    judgments: list[dict[str, Any]] = field(default_factory=list)
+    overlap: dict[str, Any] | None = None
+    general_ability: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def arm_of(self, row: dict) -> Arm:
+        return Arm(self.name, str(row.get("model", "?")), str(row.get("defense") or "none"),
+                   str(row.get("policy") or "raw"))
+
+    def arms(self) -> list[Arm]:
+        """Arms in the order they first appear in the cells (then samples)."""
+        seen: dict[Arm, None] = {}
+        for row in self.cells + self.samples:
+            seen.setdefault(self.arm_of(row), None)
+        return list(seen)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    if not path.is_file():
+        return rows
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{i}: expected a JSON object per line")
+            rows.append(row)
+    return rows
+
+
+def _flatten_key(row: dict) -> dict:
+    """judgments.jsonl may carry its join key as ``key: {...}`` or ``key: [model, defense, policy, case_id]``."""
+    key = row.get("key")
+    if isinstance(key, dict):
+        return {**key, **{k: v for k, v in row.items() if k != "key"}}
+    if isinstance(key, (list, tuple)) and len(key) == 4:
+        return {**dict(zip((*ARM_FIELDS, "case_id"), key)), **{k: v for k, v in row.items() if k != "key"}}
+    return row
+
+
+def load_run(path: str | Path, name: str | None = None) -> Run:
+    """Load a run directory; raise FileNotFoundError/ValueError with a one-line message if unusable."""
+    path = Path(path)
+    results = path / "results.json"
+    if not path.is_dir():
+        raise FileNotFoundError(f"no such run directory: {path}")
+    if not results.is_file():
+        raise FileNotFoundError(f"{results} not found (is {path} an `r2d eval` output directory?)")
+    try:
+        data = json.loads(results.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{results}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise ValueError(f"{results}: field 'cells' missing or not a list")
+    for i, c in enumerate(data["cells"]):
+        if not isinstance(c, dict) or "model" not in c:
+            raise ValueError(f"{results}: cells[{i}] has no field 'model'")
+    notes = data.get("notes") or []
+    return Run(
+        path=path,
+        name=name or path.resolve().name,
+        provenance=data.get("provenance") or {},
+        cells=data["cells"],
+        samples=_read_jsonl(path / "samples.jsonl"),
+        judgments=[_flatten_key(r) for r in _read_jsonl(path / "judgments.jsonl")],
+        overlap=data.get("overlap"),
+        general_ability=data.get("general_ability"),
+        notes=[str(n) for n in notes] if isinstance(notes, list) else [str(notes)],
+    )

@@ -1,0 +1,288 @@
+"""Turn loaded runs into the report's numbers: ASR grids (paper Table 1 / Fig. 3), XSTest rates
+(Fig. 4), word counts (Table 2 / Fig. 5) and paired comparisons on shared test cases.
+
+Everything is computed from the run files; a missing value stays missing (shown as "n/a"), it is
+never filled with a default.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from r2d.report.render import Table
+from r2d.report.rundata import BENIGN_SUBSETS, HARMFUL_SUBSETS, Arm, Run
+from r2d.report.stats import PairedResult, wilson_ci
+
+XSTEST_LABELS = ("full_compliance", "partial_refusal", "full_refusal")
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}%"
+
+
+def arm_labels(arms: list[Arm]) -> dict[Arm, str]:
+    """Short unique display names: the model, plus defense/policy when not the default, plus the run
+    name when several runs are shown."""
+    multi_run = len({a.run for a in arms}) > 1
+    out: dict[Arm, str] = {}
+    for a in arms:
+        s = a.model
+        if a.defense not in ("none", ""):
+            s += f" +{a.defense}"
+        if a.policy not in ("raw", ""):
+            s += f" [{a.policy}]"
+        if multi_run:
+            s = f"{a.run}: {s}"
+        out[a] = s
+    counts = defaultdict(int)
+    for v in out.values():
+        counts[v] += 1
+    return {a: (f"{v} ({a.run}/{a.defense}/{a.policy})" if counts[v] > 1 else v) for a, v in out.items()}
+
+
+def all_arms(runs: list[Run]) -> list[Arm]:
+    return [a for r in runs for a in r.arms()]
+
+
+def attack_label(cell: dict) -> str:
+    attack, variant = str(cell.get("attack") or "?"), str(cell.get("variant") or "")
+    return f"{attack} ({variant})" if variant and variant != attack else attack
+
+
+# ---------------------------------------------------------------- ASR (Table 1 / Fig. 3)
+@dataclass
+class AsrValue:
+    asr: float | None
+    ci: tuple[float, float] | None
+    n: int
+    errors: int
+
+
+@dataclass
+class AsrGrid:
+    benchmark: str
+    subset: str
+    judge: str
+    attacks: list[str]
+    arms: list[Arm]
+    values: dict[tuple[str, Arm], AsrValue] = field(default_factory=dict)
+
+    def means(self) -> dict[Arm, tuple[float | None, bool]]:
+        """Mean ASR over attacks per arm, and whether every attack had a value."""
+        out = {}
+        for a in self.arms:
+            vals = [v.asr for at in self.attacks if (v := self.values.get((at, a))) and v.asr is not None]
+            out[a] = (statistics.fmean(vals) if vals else None, len(vals) == len(self.attacks))
+        return out
+
+
+def _asr_value(cell: dict) -> AsrValue:
+    asr = cell.get("asr")
+    n, errors = int(cell.get("n") or 0), int(cell.get("errors") or 0)
+    ci = cell.get("asr_ci")
+    if asr is not None and not (isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci):
+        judged = n - errors
+        ci = wilson_ci(round(asr * judged), judged) if judged > 0 else None
+    return AsrValue(asr if asr is None else float(asr), tuple(ci) if ci else None, n, errors)
+
+
+def asr_grids(runs: list[Run]) -> list[AsrGrid]:
+    """One grid per (benchmark, harmful subset, judge) that has ASR cells, arms in run order."""
+    grids: dict[tuple[str, str, str], AsrGrid] = {}
+    for run in runs:
+        for cell in run.cells:
+            subset = str(cell.get("subset") or "harmful")
+            if subset not in HARMFUL_SUBSETS or "asr" not in cell:
+                continue
+            key = (str(cell.get("benchmark") or "?"), subset, str(cell.get("judge") or "?"))
+            g = grids.setdefault(key, AsrGrid(*key, attacks=[], arms=[]))
+            arm, att = run.arm_of(cell), attack_label(cell)
+            if att not in g.attacks:
+                g.attacks.append(att)
+            if arm not in g.arms:
+                g.arms.append(arm)
+            g.values[(att, arm)] = _asr_value(cell)
+    # XSTest-style cells carry asr: null; a grid with no rate at all is not an ASR table
+    return [g for g in grids.values() if any(v.asr is not None for v in g.values.values())]
+
+
+def _fmt_asr(v: AsrValue | None) -> str:
+    if v is None:
+        return "–"
+    if v.asr is None:
+        return f"n/a ({v.errors} err)" if v.errors else "n/a"
+    s = pct(v.asr)
+    if v.ci:
+        s += f" [{100 * v.ci[0]:.1f}, {100 * v.ci[1]:.1f}]"
+    if v.errors:
+        s += f" ({v.errors} err)"
+    return s
+
+
+def asr_table(grid: AsrGrid, labels: dict[Arm, str]) -> Table:
+    """Rows: attacks then the mean; columns: arms; the lowest ASR in each row is bold."""
+    rows, bold = [], set()
+    for r, att in enumerate(grid.attacks):
+        vals = [grid.values.get((att, a)) for a in grid.arms]
+        rows.append([att] + [_fmt_asr(v) for v in vals])
+        present = [v.asr for v in vals if v and v.asr is not None]
+        best = min(present) if present else None
+        bold |= {(r, j + 1) for j, v in enumerate(vals) if best is not None and v and v.asr == best}
+    means = grid.means()
+    mrow = ["mean over attacks"]
+    for a in grid.arms:
+        m, complete = means[a]
+        mrow.append(pct(m) + ("" if complete or m is None else " *"))
+    present = [m for m, _ in means.values() if m is not None]
+    if present:
+        bold |= {(len(rows), j + 1) for j, a in enumerate(grid.arms) if means[a][0] == min(present)}
+    rows.append(mrow)
+    caption = (f"ASR (lower is better) on {grid.benchmark}/{grid.subset}, judge `{grid.judge}`, "
+               "with 95% CI in brackets; bold = lowest in the row; err = failed generations/judgements "
+               "(excluded, never counted safe); * = mean over the attacks present only.")
+    return Table(["attack"] + [labels[a] for a in grid.arms], rows, bold, caption)
+
+
+# ---------------------------------------------------------------- XSTest (Fig. 4)
+@dataclass
+class XsRow:
+    arm: Arm
+    subset: str
+    judge: str
+    n: int
+    errors: int
+    rates: dict[str, float | None]
+
+
+def xstest_rows(runs: list[Run]) -> list[XsRow]:
+    rows = []
+    for run in runs:
+        for c in run.cells:
+            if not any(c.get(k) is not None for k in XSTEST_LABELS):
+                continue
+            rows.append(XsRow(run.arm_of(c), str(c.get("subset") or "?"), str(c.get("judge") or "?"),
+                              int(c.get("n") or 0), int(c.get("errors") or 0),
+                              {k: (None if c.get(k) is None else float(c[k])) for k in XSTEST_LABELS}))
+    return rows
+
+
+def xstest_table(rows: list[XsRow], labels: dict[Arm, str]) -> Table:
+    body = [[labels[r.arm], r.subset, r.judge, str(r.n), str(r.errors)] + [pct(r.rates[k]) for k in XSTEST_LABELS]
+            for r in rows]
+    return Table(["system", "subset", "judge", "n", "errors", "full compliance", "partial refusal", "full refusal"],
+                 body, caption="XSTest: share of responses per class (safe prompts should be complied with, "
+                 "unsafe ones refused).")
+
+
+# ---------------------------------------------------------------- words (Table 2 / Fig. 5)
+def sample_words(row: dict) -> int:
+    w = row.get("words")
+    if isinstance(w, (int, float)):
+        return int(w)
+    return len(str(row.get("completion") or "").split())
+
+
+def word_counts(runs: list[Run]) -> dict[Arm, dict[str, list[int]]]:
+    """Per arm: generated words of successful generations on harmful and on benign prompts."""
+    out: dict[Arm, dict[str, list[int]]] = {}
+    for run in runs:
+        for s in run.samples:
+            if s.get("error"):
+                continue
+            subset = str(s.get("subset") or "")
+            kind = "harmful" if subset in HARMFUL_SUBSETS else "benign" if subset in BENIGN_SUBSETS else None
+            if kind:
+                out.setdefault(run.arm_of(s), {"harmful": [], "benign": []})[kind].append(sample_words(s))
+    return out
+
+
+def _mean_std(xs: list[int]) -> str:
+    if not xs:
+        return "–"
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{statistics.fmean(xs):.1f} ± {sd:.1f} (n={len(xs)})"
+
+
+def words_table(counts: dict[Arm, dict[str, list[int]]], labels: dict[Arm, str]) -> Table:
+    rows = [[labels[a], _mean_std(d["harmful"]), _mean_std(d["benign"])] for a, d in counts.items()]
+    return Table(["system", "harmful prompts: words mean ± std", "benign prompts: words mean ± std"], rows,
+                 caption="Generated words (whitespace split of the whole completion, reasoning included), "
+                 "failed generations excluded.")
+
+
+# ---------------------------------------------------------------- paired comparisons
+def case_outcomes(run: Run) -> dict[Arm, dict[tuple, bool]]:
+    """Per arm: {(benchmark, subset, attack, judge, case_id): jailbroken} for judged, error-free cases.
+
+    Judgements are joined to samples on (model, defense, policy, case_id) for the fields the
+    judgement row does not carry itself."""
+    samples = {(run.arm_of(s), str(s.get("case_id"))): s for s in run.samples}
+    out: dict[Arm, dict[tuple, bool]] = defaultdict(dict)
+    for j in run.judgments:
+        arm, cid = run.arm_of(j), str(j.get("case_id"))
+        s = samples.get((arm, cid), {})
+        v = j.get("verdict") or {}
+        if s.get("error") or v.get("error") or j.get("error") or v.get("jailbroken") is None:
+            continue
+        meta = {**s, **{k: j[k] for k in ("benchmark", "subset", "attack", "variant") if j.get(k) is not None}}
+        key = (str(meta.get("benchmark") or "?"), str(meta.get("subset") or "?"), attack_label(meta),
+               str(j.get("judge") or "?"), cid)
+        out[arm][key] = bool(v["jailbroken"])
+    return out
+
+
+@dataclass
+class Comparison:
+    benchmark: str
+    judge: str
+    attack: str
+    first: Arm
+    second: Arm
+    result: PairedResult
+
+
+def paired_comparisons(runs: list[Run], baseline: Arm, only_harmful: bool = True) -> list[Comparison]:
+    """Baseline vs every other arm, per (benchmark, judge, attack) and pooled over attacks, on the
+    cases both have judged."""
+    outcomes: dict[Arm, dict[tuple, bool]] = {}
+    for run in runs:
+        outcomes.update(case_outcomes(run))
+    base = outcomes.get(baseline, {})
+    comps: list[Comparison] = []
+    for arm, res in outcomes.items():
+        if arm == baseline:
+            continue
+        shared = sorted(k for k in base.keys() & res.keys() if not only_harmful or k[1] in HARMFUL_SUBSETS)
+        groups: dict[tuple[str, str, str], list[tuple]] = defaultdict(list)
+        for k in shared:
+            groups[(k[0], k[3], k[2])].append(k)
+            groups[(k[0], k[3], "all attacks")].append(k)
+        for (bench, judge, attack), keys in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1],
+                                                                                 kv[0][2] == "all attacks", kv[0][2])):
+            if attack == "all attacks" and len({k[2] for k in keys}) < 2:
+                continue
+            pr = PairedResult.from_outcomes([base[k] for k in keys], [res[k] for k in keys])
+            comps.append(Comparison(bench, judge, attack, baseline, arm, pr))
+    return comps
+
+
+def comparisons_table(comps: list[Comparison], labels: dict[Arm, str]) -> Table:
+    rows, bold = [], set()
+    for i, c in enumerate(comps):
+        r = c.result
+        lo, hi = r.diff_ci
+        p = r.p_value
+        rows.append([c.benchmark, c.judge, c.attack, labels[c.first], labels[c.second], str(r.n),
+                     pct(r.asr_first), pct(r.asr_second),
+                     f"{100 * r.diff:+.1f} pp [{100 * lo:+.1f}, {100 * hi:+.1f}]",
+                     str(r.only_first), str(r.only_second), f"{p:.3g}"])
+        if p < 0.05:
+            bold |= {(i, 8), (i, 11)}
+    return Table(["benchmark", "judge", "attack", "baseline (A)", "compared (B)", "paired n", "ASR A", "ASR B",
+                  "B − A (95% CI)", "b: only A jailbroken", "c: only B jailbroken", "exact McNemar p"], rows, bold,
+                 caption="Paired on identical test cases judged without error in both. Δ CI: Newcombe "
+                 "(Wilson-score, method 10); p: two-sided exact binomial test on the discordant pairs b, c. "
+                 "Bold: p < 0.05.")
