@@ -81,14 +81,15 @@ class InContextDefense:
 
 
 def generate_with_policy(backend: Backend, chats: list[Chat], params: GenParams, policy: str | None) -> list[Completion]:
-    """Call the R2D policy ``policy`` (None/"raw": plain generation)."""
-    if not policy or policy == "raw":
-        return backend.generate(chats, params)
+    """Generate under the R2D policy ``policy`` (``r2d.infer.policies``); None/"raw" without that
+    module installed falls back to plain generation."""
     try:
         from r2d.infer.policies import generate_with_policy as gwp
     except ImportError as e:
+        if not policy or policy == "raw":
+            return backend.generate(chats, params)
         raise ValueError(f"policy {policy!r} needs r2d.infer.policies, which is not available: {e}") from None
-    return gwp(backend, chats, params, policy)
+    return gwp(backend, chats, params, policy or "raw")
 
 
 @registry.register("defense", "policy")

@@ -1,0 +1,426 @@
+"""The evaluation runner: one config describes a grid, three resumable stages fill it in.
+
+Grid: models (label, model alias/path, backend, backend_kwargs, policy) x defenses x benchmarks (name,
+subset, limit, attacks, optional judges) x judges, plus generation settings. Components are given as a
+name or ``{name, label?, params?}`` (other keys are taken as params).
+
+Stages, all writing as they go so a killed run resumes where it stopped:
+(a) generation -> ``samples.jsonl``: one row per (model, defense, policy, test case), appended per batch;
+    rows whose key is already present are skipped (rows with a generation error are retried unless
+    ``retry_errors: false``). Each model is loaded once, lazily (not at all when nothing is left to do),
+    and all its cells are generated in length-sorted batches.
+(b) judging -> ``judgments.jsonl`` keyed by (sample key, judge label); a judge can be added or swapped
+    without regenerating. Judge errors are retried on the next run.
+(c) metrics -> ``results.json``: ``cells`` (see ``r2d.eval.metrics``), ``words``, ``overlap``,
+    ``general_ability`` (optional lm-eval) and ``provenance``.
+
+Words: ``words`` is the whitespace word count of the visible answer (after the policy, think block
+removed); ``completion_words`` that of the model's full completion (reasoning included).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from r2d import registry
+from r2d.backends.base import Chat, Completion, GenParams, get_backend
+from r2d.data.io import append_jsonl, iter_jsonl
+from r2d.eval.defenses.prompting import generate_with_policy
+from r2d.eval.metrics import compute_cells, words_summary
+from r2d.eval.types import Behavior, JudgeInput, TestCase
+from r2d.provenance import base_provenance
+from r2d.reasoning import parse, visible_answer
+
+
+@dataclass
+class EvalConfig:
+    models: list[Any] = field(default_factory=list)
+    benchmarks: list[Any] = field(default_factory=list)
+    defenses: list[Any] = field(default_factory=lambda: ["none"])
+    judges: list[Any] = field(default_factory=lambda: ["refusal"])
+    max_new_tokens: int = 256
+    batch_size: int = 16
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    output: str = "runs/eval"
+    data_dir: str | None = None
+    train_data: list[str] = field(default_factory=list)
+    overlap_ngram: int = 8
+    overlap_threshold: float = 0.5
+    lm_eval: dict = field(default_factory=dict)  # {tasks: [...], limit: N, num_fewshot: 0}
+    retry_errors: bool = True
+    progress: bool = True
+
+
+@dataclass
+class Spec:
+    """A component reference: registry name, label used in results, constructor params."""
+
+    name: str
+    label: str
+    params: dict = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: Any, kind: str) -> "Spec":
+        if isinstance(raw, str):
+            return cls(raw, raw, {})
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise ValueError(f"config: a {kind} must be a name or a mapping with 'name', got {raw!r}")
+        d = dict(raw)
+        name, label = d.pop("name"), d.pop("label", None)
+        params = dict(d.pop("params", {}) or {})
+        params.update(d)
+        if label is None:
+            simple = [f"{k}={v}" for k, v in params.items() if isinstance(v, (str, int, float, bool))]
+            label = name + (":" + ",".join(simple) if simple else "")
+        return cls(name, str(label), params)
+
+    def create(self, kind: str) -> Any:
+        try:
+            return registry.create(kind, self.name, **self.params)
+        except TypeError as e:
+            raise ValueError(f"config: bad params for {kind} {self.name!r}: {e}") from None
+
+
+@dataclass
+class ModelSpec:
+    label: str
+    model: str | None
+    backend: str = "hf"
+    backend_kwargs: dict = field(default_factory=dict)
+    policy: str = "raw"
+
+    @classmethod
+    def parse(cls, raw: Any) -> "ModelSpec":
+        if isinstance(raw, str):
+            return cls(label=raw, model=raw)
+        if not isinstance(raw, dict):
+            raise ValueError(f"config: a model must be a name or a mapping, got {raw!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        extra = set(raw) - known - {"name"}
+        if extra:
+            raise ValueError(f"config: unknown model key(s) {', '.join(sorted(extra))}")
+        model = raw.get("model", raw.get("name"))
+        return cls(label=str(raw.get("label") or raw.get("name") or model), model=model,
+                   backend=raw.get("backend", "hf"), backend_kwargs=dict(raw.get("backend_kwargs") or {}),
+                   policy=raw.get("policy") or "raw")
+
+    def backend_key(self) -> str:
+        return json.dumps([self.backend, self.model, self.backend_kwargs], sort_keys=True, default=str)
+
+
+@dataclass
+class BenchSpec:
+    spec: Spec
+    subset: str | None
+    limit: int | None
+    attacks: list[Spec]
+    judges: list[Spec] | None
+
+    @classmethod
+    def parse(cls, raw: Any) -> "BenchSpec":
+        d = {"name": raw} if isinstance(raw, str) else dict(raw)
+        subset, limit = d.pop("subset", None), d.pop("limit", None)
+        attacks = [Spec.parse(a, "attack") for a in (d.pop("attacks", None) or ["direct"])]
+        judges = d.pop("judges", None)
+        judges = [Spec.parse(j, "judge") for j in judges] if judges else None
+        spec = Spec.parse(d, "benchmark")
+        return cls(spec, subset, int(limit) if limit is not None else None, attacks, judges)
+
+
+class LazyBackend:
+    """Loads the real backend on first use, so a finished model is never loaded on resume."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec, self._backend = spec, None
+        self.name = spec.backend
+
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            print(f"r2d eval: loading {self.spec.backend}:{self.spec.model} ...", file=sys.stderr, flush=True)
+            self._backend = get_backend(self.spec.backend, model=self.spec.model, **self.spec.backend_kwargs)
+        return self._backend
+
+    def __getattr__(self, item: str) -> Any:  # supports_logits_processors, tokenizer, ... of the real one
+        if item.startswith("_") or item in ("spec", "name"):
+            raise AttributeError(item)
+        return getattr(self.backend, item)
+
+    def generate(self, chats: list[Chat], params: GenParams) -> list[Completion]:
+        return self.backend.generate(chats, params)
+
+    @property
+    def loaded(self) -> bool:
+        return self._backend is not None
+
+
+class PolicyBackend:
+    """A backend whose completions went through an R2D policy; defenses call it like any backend."""
+
+    def __init__(self, backend: Any, policy: str) -> None:
+        self.inner, self.policy = backend, policy
+        self.name = getattr(backend, "name", "backend")
+
+    def generate(self, chats: list[Chat], params: GenParams) -> list[Completion]:
+        return generate_with_policy(self.inner, chats, params, self.policy)
+
+
+def read_rows(path: Path, key: tuple[str, ...]) -> dict[Any, dict]:
+    """The last row per key of a JSONL file (a torn last line from a kill is skipped)."""
+    out: dict[Any, dict] = {}
+    if not path.is_file():
+        return out
+    for n, row in iter_jsonl(path):
+        if isinstance(row, Exception) or not isinstance(row, dict) or any(k not in row for k in key):
+            print(f"r2d eval: {path}:{n}: skipping an unreadable row", file=sys.stderr)
+            continue
+        out[tuple(row[k] for k in key) if len(key) > 1 else row[key[0]]] = row
+    return out
+
+
+def last_user(messages: Chat) -> str:
+    return next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+
+
+def sample_row(key: str, model: ModelSpec, defense: Spec, bench: BenchSpec, attack: Spec, case: TestCase,
+               c: Completion) -> dict:
+    raw = c.meta.get("raw_text", c.full_text) if c.error is None else ""
+    answer = visible_answer(c.text) if c.error is None else ""
+    parsed = parse(raw)
+    b = case.behavior
+    meta = {k: v for k, v in c.meta.items() if k != "raw_text" and isinstance(v, (str, int, float, bool, type(None)))}
+    return {"key": key, "model": model.label, "model_path": model.model, "backend": model.backend,
+            "defense": defense.label, "policy": model.policy, "benchmark": bench.spec.label, "split": bench.subset,
+            "subset": b.subset, "harmful": b.harmful, "attack": attack.label, "attack_name": case.attack,
+            "variant": case.variant, "case_id": case.id, "behavior_id": b.id, "goal": b.goal,
+            "behavior": b.to_dict(), "prompt": last_user(case.messages), "messages": case.messages,
+            "completion": raw, "answer": answer, "steps": [[s.text, s.pivot] for s in parsed.steps],
+            "pivots": parsed.pivots, "well_formed": parsed.well_formed, "finish_reason": c.finish_reason,
+            "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+            "words": len(answer.split()), "completion_words": len(raw.split()), "latency_s": c.latency_s,
+            "error": c.error, "meta": meta}
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled or total == 0, file=sys.stderr, leave=False)
+
+
+class Runner:
+    def __init__(self, cfg: EvalConfig, out_dir: str | Path | None = None,
+                 backends: dict[str, Any] | None = None) -> None:
+        """``backends``: model label -> an already built backend (tests, notebooks)."""
+        self.cfg = cfg
+        self.out = Path(out_dir or cfg.output)
+        if cfg.data_dir:
+            from r2d.paths import set_data_dir
+
+            set_data_dir(cfg.data_dir)
+        if not cfg.models:
+            raise ValueError("config: no models given")
+        if not cfg.benchmarks:
+            raise ValueError("config: no benchmarks given")
+        self.models = [ModelSpec.parse(m) for m in cfg.models]
+        labels = [m.label for m in self.models]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"config: model labels must be unique, got {labels}")
+        self.defenses = [Spec.parse(d, "defense") for d in cfg.defenses or ["none"]]
+        self.benches = [BenchSpec.parse(b) for b in cfg.benchmarks]
+        self.judges = [Spec.parse(j, "judge") for j in cfg.judges or []]
+        self.given_backends = dict(backends or {})
+        self.params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                                seed=cfg.seed, batch_size=cfg.batch_size)
+        self.samples_path = self.out / "samples.jsonl"
+        self.judgments_path = self.out / "judgments.jsonl"
+        self._components: dict[tuple[str, str], Any] = {}
+        self._behaviors: dict[str, list[Behavior]] = {}
+        self.keys: list[str] = []
+        self.stats = {"generated": 0, "skipped": 0, "judged": 0, "judgments_skipped": 0}
+
+    # --- components --------------------------------------------------------------------------
+    def component(self, kind: str, spec: Spec) -> Any:
+        k = (kind, spec.label)
+        if k not in self._components:
+            self._components[k] = spec.create(kind)
+        return self._components[k]
+
+    def behaviors(self, b: BenchSpec) -> list[Behavior]:
+        k = f"{b.spec.label}|{b.subset}|{b.limit}"
+        if k not in self._behaviors:
+            self._behaviors[k] = self.component("benchmark", b.spec).load(subset=b.subset, limit=b.limit)
+        return self._behaviors[k]
+
+    def judges_for(self, b: BenchSpec) -> list[Spec]:
+        return b.judges if b.judges is not None else self.judges
+
+    def backend_for(self, m: ModelSpec, cache: dict[str, Any]) -> Any:
+        if m.label in self.given_backends:
+            return self.given_backends[m.label]
+        return cache.setdefault(m.backend_key(), LazyBackend(m))
+
+    # --- stage (a): generation ---------------------------------------------------------------
+    def cases(self, m: ModelSpec, backend: Any) -> list[tuple[BenchSpec, Spec, TestCase]]:
+        out = []
+        for b in self.benches:
+            behaviors = self.behaviors(b)
+            for a in b.attacks:
+                for case in self.component("attack", a).generate(behaviors, target=backend):
+                    out.append((b, a, case))
+        return out
+
+    @staticmethod
+    def key(m: ModelSpec, d: Spec, b: BenchSpec, a: Spec, case: TestCase) -> str:
+        return "|".join([m.label, d.label, m.policy, b.spec.label, str(b.subset or ""), a.label, case.id])
+
+    def generate(self) -> None:
+        done = read_rows(self.samples_path, ("key",))
+        cache: dict[str, Any] = {}
+        self.keys = []
+        for m in self.models:
+            backend = self.backend_for(m, cache)
+            cases = self.cases(m, backend)
+            for d in self.defenses:
+                todo = []
+                for b, a, case in cases:
+                    k = self.key(m, d, b, a, case)
+                    self.keys.append(k)
+                    row = done.get(k)
+                    if row is not None and not (self.cfg.retry_errors and row.get("error")):
+                        self.stats["skipped"] += 1
+                        continue
+                    todo.append((k, b, a, case))
+                if not todo:
+                    continue
+                defense = self.component("defense", d)
+                wrapped = PolicyBackend(backend, m.policy)
+                todo.sort(key=lambda t: -sum(len(x["content"]) for x in t[3].messages))
+                bs = max(1, self.cfg.batch_size)
+                with _progress(len(todo), f"{m.label}/{d.label}", self.cfg.progress) as bar:
+                    for s in range(0, len(todo), bs):
+                        chunk = todo[s:s + bs]
+                        try:
+                            comps = defense.generate(wrapped, [t[3].messages for t in chunk], self.params)
+                            if len(comps) != len(chunk):
+                                raise RuntimeError(f"defense returned {len(comps)} completions for {len(chunk)}")
+                        except (KeyboardInterrupt, MemoryError):
+                            raise
+                        except Exception as e:  # noqa: BLE001 - recorded as generation errors, retried later
+                            msg = f"{type(e).__name__}: {e}"
+                            comps = [Completion(finish_reason="error", error=msg) for _ in chunk]
+                        rows = [sample_row(k, m, d, b, a, case, c) for (k, b, a, case), c in zip(chunk, comps)]
+                        append_jsonl(self.samples_path, rows)
+                        self.stats["generated"] += len(rows)
+                        bar.update(len(rows))
+
+    # --- stage (b): judging ------------------------------------------------------------------
+    def judge(self) -> None:
+        samples = read_rows(self.samples_path, ("key",))
+        done = read_rows(self.judgments_path, ("key", "judge"))
+        keyset = set(self.keys) if self.keys else set(samples)
+        bench_of = {b.spec.label: b for b in self.benches}
+        for j in {s.label: s for b in self.benches for s in self.judges_for(b)}.values():
+            todo = []
+            for k, row in samples.items():
+                if k not in keyset or row.get("error"):
+                    continue
+                b = bench_of.get(row["benchmark"])
+                if b is None or j.label not in [s.label for s in self.judges_for(b)]:
+                    continue
+                prev = done.get((k, j.label))
+                if prev is not None and not (self.cfg.retry_errors and prev["verdict"].get("error")):
+                    self.stats["judgments_skipped"] += 1
+                    continue
+                todo.append(row)
+            if not todo:
+                continue
+            judge = self.component("judge", j)
+            bs = max(1, self.cfg.batch_size)
+            with _progress(len(todo), f"judge {j.label}", self.cfg.progress) as bar:
+                for s in range(0, len(todo), bs):
+                    chunk = todo[s:s + bs]
+                    items = [JudgeInput(Behavior(**r["behavior"]), r["prompt"], r["completion"], r["answer"])
+                             for r in chunk]
+                    verdicts = judge.judge(items)
+                    if len(verdicts) != len(items):
+                        raise RuntimeError(f"judge {j.label} returned {len(verdicts)} verdicts for {len(items)}")
+                    append_jsonl(self.judgments_path, [{"key": r["key"], "judge": j.label, "verdict": v.to_dict()}
+                                                       for r, v in zip(chunk, verdicts)])
+                    self.stats["judged"] += len(chunk)
+                    bar.update(len(chunk))
+
+    # --- stage (c): metrics ------------------------------------------------------------------
+    def results(self) -> dict:
+        samples = read_rows(self.samples_path, ("key",))
+        keyset = set(self.keys) if self.keys else set(samples)
+        rows = [samples[k] for k in self.keys if k in samples] if self.keys else list(samples.values())
+        judg = {k: r["verdict"] for k, r in read_rows(self.judgments_path, ("key", "judge")).items()}
+        judges_for = {b.spec.label: [s.label for s in self.judges_for(b)] for b in self.benches}
+        missing = len(keyset - set(samples))
+        res = {"cells": compute_cells(rows, judg, judges_for), "words": words_summary(rows),
+               "samples": len(rows), "samples_missing": missing, "overlap": self.overlap(rows),
+               "general_ability": self.general_ability(), "provenance": self.provenance()}
+        return res
+
+    def overlap(self, rows: list[dict]) -> dict:
+        from r2d.eval.overlap import overlap_report
+
+        pairs = list({r["behavior_id"]: r["goal"] for r in rows}.items())
+        return overlap_report(pairs, list(self.cfg.train_data or []), self.cfg.overlap_ngram,
+                              self.cfg.overlap_threshold)
+
+    def general_ability(self) -> dict:
+        if not self.cfg.lm_eval or not self.cfg.lm_eval.get("tasks"):
+            return {"skipped": "no lm_eval tasks in the config"}
+        from r2d.eval.lm_eval_hook import run_lm_eval
+
+        return {m.label: run_lm_eval(m, **self.cfg.lm_eval) for m in self.models}
+
+    def provenance(self) -> dict:
+        def params(kind: str, spec: Spec) -> dict:
+            obj = self._components.get((kind, spec.label))
+            p = obj.params() if obj is not None and hasattr(obj, "params") else None
+            return {"name": spec.name, "label": spec.label, "config": spec.params, "params": p}
+
+        benches = []
+        for b in self.benches:
+            obj = self._components.get(("benchmark", b.spec.label))
+            benches.append({"name": b.spec.name, "label": b.spec.label, "subset": b.subset, "limit": b.limit,
+                            "config": b.spec.params, "provenance": obj.provenance() if obj is not None else None,
+                            "attacks": [params("attack", a) for a in b.attacks],
+                            "judges": [s.label for s in self.judges_for(b)]})
+        judges = {s.label: params("judge", s) for b in self.benches for s in self.judges_for(b)}
+        models = []
+        for m in self.models:
+            info = dataclasses.asdict(m)
+            if m.model and Path(str(m.model)).exists():
+                info["resolved_path"] = str(Path(str(m.model)).resolve())
+            models.append(info)
+        return {**base_provenance(), "config": dataclasses.asdict(self.cfg), "models": models,
+                "defenses": [params("defense", d) for d in self.defenses], "benchmarks": benches,
+                "judges": judges, "generation": self.params.provenance(),
+                "data_dir": str(__import__("r2d.paths", fromlist=["data_dir"]).data_dir()),
+                "files": {"samples": self.samples_path.name, "judgments": self.judgments_path.name}}
+
+    def run(self) -> dict:
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(self.cfg), indent=2, default=str))
+        self.generate()
+        self.judge()
+        res = self.results()
+        res["run_stats"] = dict(self.stats)
+        tmp = self.out / "results.json.tmp"
+        tmp.write_text(json.dumps(res, indent=2, default=str))
+        tmp.replace(self.out / "results.json")
+        return res
+
+
+def run_eval(cfg: EvalConfig, out_dir: str | Path | None = None, backends: dict[str, Any] | None = None) -> dict:
+    return Runner(cfg, out_dir, backends).run()
