@@ -1,0 +1,81 @@
+"""The dataset card: counts by label, source and pivot, step-length statistics, teacher and judge, the
+rejection reasons and the decontamination summary. ``render_card`` works on any SwaRD file (rows
+without label/source count as "unknown"; provenance is optional)."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+from r2d.reasoning import parse
+
+TEMPLATE_NOTE = ("**Teacher note.** The `template` teacher is NOT a reasoning model: its reasoning is label-driven "
+                 "wording (a few phrasings per step, the harm category and any jailbreak wrapper named), written from "
+                 "each seed's label. It teaches the pivot format and early flagging, not genuine deliberation.")
+
+
+def _stats(xs: list[int]) -> str:
+    if not xs:
+        return "n/a"
+    return f"mean {statistics.mean(xs):.1f}, median {statistics.median(xs):g}, min {min(xs)}, max {max(xs)}"
+
+
+def _table(counter: Counter, head: str) -> list[str]:
+    out = [f"| {head} | rows |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], str(kv[0])))]
+    return out
+
+
+def card_stats(rows: list[dict]) -> dict:
+    labels, sources, step_piv, ans_piv, first = Counter(), Counter(), Counter(), Counter(), Counter()
+    n_steps, step_words, ans_words, malformed = [], [], [], 0
+    for r in rows:
+        labels[r.get("label", "unknown")] += 1
+        sources[r.get("source", "unknown")] += 1
+        p = parse(r["messages"][-1]["content"])
+        malformed += not p.well_formed
+        n_steps.append(len(p.steps))
+        step_words += [len(s.text.split()) for s in p.steps]
+        ans_words.append(len(p.answer.split()))
+        step_piv.update(s.pivot or "none" for s in p.steps)
+        ans_piv[p.answer_pivot or "none"] += 1
+        first[(r.get("label", "unknown"), p.steps[0].pivot if p.steps else "none")] += 1
+    return {"rows": len(rows), "labels": labels, "sources": sources, "step_pivots": step_piv, "answer_pivots": ans_piv,
+            "first_pivot": first, "steps": n_steps, "step_words": step_words, "answer_words": ans_words,
+            "malformed": malformed}
+
+
+def render_card(rows: list[dict], rejected: list[dict] | None = None, prov: dict | None = None,
+                title: str = "SwaRD dataset") -> str:
+    s = card_stats(rows)
+    lines = [f"# {title}", "", f"{s['rows']} training rows (SwaRD chat JSONL: `<think>` steps each ending in a pivot, "
+             f"then an answer ending in a pivot); {s['malformed']} malformed.", ""]
+    if prov:
+        t, j = prov.get("teacher", {}), prov.get("judge", {})
+        lines += ["## How it was made", "", f"- teacher: `{t}`", f"- judge (step re-tagging): `{j}`",
+                  f"- git commit: `{prov.get('git_commit')}`; built {prov.get('time')}",
+                  f"- seed mixture: `{prov.get('config', {}).get('seeds')}` size={prov.get('config', {}).get('size')}"
+                  f" seed={prov.get('config', {}).get('seed')}",
+                  "- pivot re-tagging rule: see `r2d.data.tagging` (judge unsafe -> [UNSAFE]; safe on a benign prompt "
+                  "-> [SAFE]; safe on a harmful prompt keeps the teacher's pivot, [RETHINK] if none; judge errors "
+                  "reject the row)", ""]
+        if "template" in str(t.get("teacher", "")):
+            lines += [TEMPLATE_NOTE, ""]
+    lines += ["## Counts", ""] + _table(s["labels"], "label") + [""] + _table(s["sources"], "source") + [""]
+    lines += _table(s["step_pivots"], "step pivot") + [""] + _table(s["answer_pivots"], "answer pivot") + [""]
+    lines += _table(Counter({f"{k[0]} / {k[1]}": v for k, v in s["first_pivot"].items()}), "label / first step pivot")
+    lines += ["", "## Lengths (words)", "", f"- steps per row: {_stats(s['steps'])}",
+              f"- words per step: {_stats(s['step_words'])}", f"- words per answer: {_stats(s['answer_words'])}", ""]
+    if rejected is not None:
+        lines += ["## Rejected", "", f"{len(rejected)} seeds rejected (`rejected.jsonl` has each reason).", ""]
+        lines += _table(Counter(r.get("stage", "?") for r in rejected), "stage") + [""]
+        reasons = Counter(r.get("reason", "?")[:80] for r in rejected if r.get("stage") not in ("decontam", "dedup"))
+        if reasons:
+            lines += _table(reasons, "reason") + [""]
+    if prov and prov.get("decontamination"):
+        d = prov["decontamination"]
+        lines += ["## Decontamination", "", f"- method: {d.get('method')}",
+                  f"- checked against: {', '.join(f'{k} ({v} prompts)' for k, v in d.get('benchmarks', {}).items())}",
+                  f"- excluded (training sources): {', '.join(d.get('excluded', [])) or 'none'}",
+                  f"- removed: {', '.join(f'{k}: {v}' for k, v in d.get('removed', {}).items())}", ""]
+    return "\n".join(lines)

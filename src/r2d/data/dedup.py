@@ -1,0 +1,77 @@
+"""Exact and near-duplicate detection over prompts.
+
+Exact: the normalised text (lower case, punctuation dropped, whitespace collapsed) is hashed.
+Near: word n-gram shingles, a MinHash signature (``num_perm`` salted blake2b hashes) bucketed by LSH
+bands; every candidate pair sharing a band is confirmed with the exact Jaccard similarity of the
+shingle sets (``threshold``). The first occurrence (in seed order) is kept; later ones are reported
+with the id of the row they duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+
+_PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
+
+
+def normalize(text: str) -> str:
+    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+
+
+def shingles(text: str, n: int = 3) -> set[str]:
+    words = normalize(text).split()
+    if len(words) <= n:
+        return {" ".join(words)} if words else set()
+    return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def _h(s: str, salt: int) -> int:
+    return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8, salt=salt.to_bytes(8, "little")).digest(), "little")
+
+
+class Deduplicator:
+    """Streaming dedup: ``check(id, text)`` returns None (new, now remembered) or the id it duplicates."""
+
+    def __init__(self, threshold: float = 0.8, ngram: int = 3, num_perm: int = 32, bands: int = 16) -> None:
+        if num_perm % bands:
+            raise ValueError("dedup: num_perm must be a multiple of bands")
+        self.threshold, self.ngram, self.num_perm, self.bands = threshold, ngram, num_perm, bands
+        self.rows = num_perm // bands
+        self.exact: dict[str, str] = {}
+        self.sets: dict[str, set[str]] = {}
+        self.buckets: list[dict[tuple, list[str]]] = [defaultdict(list) for _ in range(bands)]
+
+    def signature(self, sh: set[str]) -> list[int]:
+        return [min(_h(s, k) for s in sh) for k in range(self.num_perm)] if sh else [0] * self.num_perm
+
+    def check(self, rid: str, text: str) -> tuple[str, str, float] | None:
+        """None if ``text`` is new; else (kind "exact"|"near", duplicated id, similarity)."""
+        key = hashlib.sha256(normalize(text).encode()).hexdigest()
+        if key in self.exact:
+            return "exact", self.exact[key], 1.0
+        sh = shingles(text, self.ngram)
+        sig = self.signature(sh)
+        keys = [tuple(sig[b * self.rows:(b + 1) * self.rows]) for b in range(self.bands)]
+        best: tuple[str, float] | None = None
+        seen: set[str] = set()
+        for b, k in enumerate(keys):
+            for other in self.buckets[b].get(k, ()):
+                if other in seen:
+                    continue
+                seen.add(other)
+                sim = jaccard(sh, self.sets[other])
+                if sim >= self.threshold and (best is None or sim > best[1]):
+                    best = (other, sim)
+        if best:
+            return "near", best[0], round(best[1], 3)
+        self.exact[key] = rid
+        self.sets[rid] = sh
+        for b, k in enumerate(keys):
+            self.buckets[b][k].append(rid)
+        return None

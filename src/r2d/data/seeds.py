@@ -1,0 +1,270 @@
+"""Seed prompts for SwaRD synthesis: benign instructions, harmful requests and jailbreak-wrapped requests.
+
+Every seed set is registered as ``@register("seedset", name)`` and yields ``Seed`` rows in a fixed order
+(so a seeded sample is deterministic). ``mix_seeds`` draws a sized, seeded mixture from several sets.
+Sets: ``alpaca`` and ``self-instruct`` (benign, with the source answer), ``advbench`` (harmful),
+``jailbreak`` (AdvBench goals wrapped in the TRAIN split of jailbreak templates only) and ``file``
+(a user JSONL/CSV with a column mapping).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from r2d import registry
+from r2d.paths import data_file
+from r2d.pivots import neutralize
+
+LABELS = ("benign", "harmful", "jailbreak")
+_UP = "https://raw.githubusercontent.com"
+ALPACA_URL = f"{_UP}/wujindou/BLOOM-LORA/11c488c/data/alpaca_data_1k.json"
+SELF_INSTRUCT_URL = f"{_UP}/tatsu-lab/stanford_alpaca/761dc5b/seed_tasks.jsonl"
+ADVBENCH_URL = f"{_UP}/llm-attacks/llm-attacks/098262e/data/advbench/harmful_behaviors.csv"
+HUMAN_JB_URL = None  # extracted from HarmBench python source; no plain upstream file
+
+
+@dataclass
+class Seed:
+    id: str
+    prompt: str
+    origin: str  # dataset + row, e.g. "advbench:17"
+    label: str  # benign / harmful / jailbreak
+    category: str = "general"
+    answer: str | None = None  # benign: the source dataset's answer
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. goal, template id, wrapper, edgy
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def dedup_text(self) -> str:
+        """What near-duplicate detection compares: the request itself (for a jailbreak, template id +
+        goal, because every prompt built from one template shares most of its words)."""
+        if self.label == "jailbreak":
+            return f"{self.meta.get('template_id', '')} :: {self.meta.get('goal', self.prompt)}"
+        return self.prompt
+
+
+# --- categories ----------------------------------------------------------------------------------
+_CATEGORIES: list[tuple[str, str]] = [
+    ("self-harm", r"suicid|self-harm|self harm|anorexi|bulimi|cut (?:yourself|themselves)"),
+    ("weapons", r"bomb|explosive|weapon|firearm|\bgun|poison|bioweapon|chemical weapon|ammunition"),
+    ("cybercrime", r"hack|malware|virus|ransomware|exploit|phishing|password|botnet|ddos|keylogger|cyber"),
+    ("drugs", r"\bdrug|cocaine|heroin|meth|narcotic|opioid"),
+    ("fraud", r"fraud|scam|counterfeit|launder|insider trading|tax evasion|identity theft|forge"),
+    ("theft", r"steal|theft|shoplift|rob\b|robbery|burglar"),
+    ("violence", r"kill|murder|assault|violence|violent|terror|attack|harm (?:someone|people|others)|torture"),
+    ("hate-harassment", r"hate|racis|discriminat|harass|bully|cyberbully|stalk|defam"),
+    ("misinformation", r"fake news|misinformation|disinformation|propaganda|conspiracy|hoax|false information"),
+    ("privacy", r"personal information|private information|spy|surveil|track (?:someone|a person)|dox"),
+    ("sexual", r"sexual|porn|explicit"),
+]
+# Words that sound dangerous but are everyday in benign instructions ("kill a process", "shoot a photo").
+EDGY_WORDS = re.compile(r"\b(kill\w*|shoot\w*|attack\w*|steal\w*|weapon\w*|bomb\w*|fight\w*|destroy\w*|hack\w*|"
+                        r"poison\w*|explo\w*|die|dead|death|crash\w*|fire|gun\w*|war|blow\w*|knife|virus\w*|"
+                        r"drug\w*|crime\w*|illegal|threat\w*|dangerous)\b", re.IGNORECASE)
+
+
+def categorize(text: str) -> str:
+    low = text.lower()
+    for name, pat in _CATEGORIES:
+        if re.search(pat, low):
+            return name
+    return "other"
+
+
+# --- templates (train split only) ----------------------------------------------------------------
+def _fallback_template_split(split: str) -> list[dict]:
+    """Deterministic 50/50 split of the HarmBench human jailbreaks by sha256 of the template id (used
+    only while ``r2d.eval.attacks.template.template_split`` is not available)."""
+    spec = json.loads(data_file("templates/harmbench_human_jailbreaks.json", url=HUMAN_JB_URL).read_text())
+    out = []
+    for t in spec["templates"]:
+        bucket = int(hashlib.sha256(str(t["id"]).encode()).hexdigest(), 16) % 2
+        if (bucket == 0) == (split == "train"):
+            out.append({"id": f"human/{t['id']}", "text": t["text"]})
+    return out
+
+
+def train_templates() -> list[dict]:
+    """The jailbreak templates reserved for training: ``[{"id", "text"}]`` with a ``{0}`` or
+    ``[INSERT PROMPT HERE]`` slot (or none: then the request is appended)."""
+    try:
+        from r2d.eval.attacks.template import template_split
+    except ImportError:
+        return _fallback_template_split("train")
+    out = []
+    for i, t in enumerate(template_split("train")):
+        if isinstance(t, str):
+            out.append({"id": f"train/{i}", "text": t})
+        elif isinstance(t, dict):
+            out.append({"id": str(t.get("id", f"train/{i}")), "text": t.get("text") or t.get("template")})
+        else:
+            out.append({"id": str(getattr(t, "id", f"train/{i}")),
+                        "text": getattr(t, "text", None) or getattr(t, "template")})
+    return out
+
+
+def eval_template_texts() -> set[str]:
+    try:
+        from r2d.eval.attacks.template import template_split
+
+        items = template_split("eval")
+        return {t if isinstance(t, str) else (t.get("text") if isinstance(t, dict) else getattr(t, "text", ""))
+                for t in items}
+    except ImportError:
+        return {t["text"] for t in _fallback_template_split("eval")}
+
+
+def wrap(template: str, goal: str) -> str:
+    for slot in ("{0}", "[INSERT PROMPT HERE]", "[PROMPT]"):
+        if slot in template:
+            return template.replace(slot, goal)
+    return f"{template}\n\n{goal}"
+
+
+_WRAPPERS: list[tuple[str, str]] = [
+    ("DAN", r"\bDAN\b|do anything now"), ("AIM", r"\bAIM\b|machiavelli"),
+    ("developer mode", r"developer mode|dev mode"), ("role-play", r"role-?play|act as|pretend|you are now|persona|character"),
+    ("hypothetical", r"hypothetical|imagine|fiction|story|novel|movie|game"),
+    ("instruction override", r"ignore (?:all|any|the|prior|previous)|disregard|no (?:rules|restrictions|filters)"),
+]
+
+
+def detect_wrappers(text: str) -> list[str]:
+    """Jailbreak wrapper styles named by keywords (the template teacher names them in its reasoning)."""
+    return [name for name, pat in _WRAPPERS if re.search(pat, text, re.IGNORECASE)]
+
+
+# --- seed sets -----------------------------------------------------------------------------------
+def _trim(text: str) -> str:
+    return re.sub(r"\s+\n", "\n", text.strip())
+
+
+@registry.register("seedset", "alpaca")
+def alpaca(**_: Any) -> list[Seed]:
+    rows = json.loads(data_file("benign/alpaca_data_1k.json", url=ALPACA_URL).read_text())
+    out = []
+    for i, r in enumerate(rows):
+        prompt = _trim(r["instruction"] + (("\n\n" + r["input"]) if r.get("input") else ""))
+        out.append(Seed(f"alpaca-{i}", neutralize(prompt), f"alpaca:{i}", "benign", "general", r.get("output", ""),
+                        {"edgy": bool(EDGY_WORDS.search(prompt))}))
+    return out
+
+
+@registry.register("seedset", "self-instruct")
+def self_instruct(**_: Any) -> list[Seed]:
+    out = []
+    path = data_file("benign/self_instruct_seed_tasks.jsonl", url=SELF_INSTRUCT_URL)
+    for i, line in enumerate(path.read_text().splitlines()):
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        inst = (r.get("instances") or [{}])[0]
+        prompt = _trim(r["instruction"] + (("\n\n" + inst["input"]) if inst.get("input") else ""))
+        out.append(Seed(f"self-instruct-{i}", neutralize(prompt), f"self-instruct:{r.get('id', i)}", "benign",
+                        "general", inst.get("output", ""), {"edgy": bool(EDGY_WORDS.search(prompt))}))
+    return out
+
+
+def _advbench_goals() -> list[str]:
+    with open(data_file("advbench/harmful_behaviors.csv", url=ADVBENCH_URL), newline="", encoding="utf-8") as f:
+        return [r["goal"].strip() for r in csv.DictReader(f)]
+
+
+@registry.register("seedset", "advbench")
+def advbench(**_: Any) -> list[Seed]:
+    return [Seed(f"advbench-{i}", neutralize(g), f"advbench:{i}", "harmful", categorize(g), meta={"goal": g})
+            for i, g in enumerate(_advbench_goals())]
+
+
+@registry.register("seedset", "jailbreak")
+def jailbreak(max_template_words: int | None = None, per_goal: int = 1, seed: int = 0, **_: Any) -> list[Seed]:
+    """AdvBench goals, each wrapped in ``per_goal`` TRAIN-split templates (chosen by a seeded RNG).
+    ``max_template_words`` keeps only short templates (small students, short sequences)."""
+    temps = [t for t in train_templates() if t["text"]]
+    if max_template_words:
+        temps = [t for t in temps if len(t["text"].split()) <= max_template_words]
+    if not temps:
+        raise ValueError("jailbreak seed set: no train-split template left (raise max_template_words)")
+    rng = random.Random(f"jailbreak:{seed}")
+    out = []
+    for i, g in enumerate(_advbench_goals()):
+        for t in rng.sample(temps, min(per_goal, len(temps))):
+            prompt = neutralize(wrap(t["text"], g))
+            out.append(Seed(f"jailbreak-{i}-{t['id']}", prompt, f"advbench:{i}+{t['id']}", "jailbreak", categorize(g),
+                            meta={"goal": g, "template_id": t["id"], "wrappers": detect_wrappers(t["text"])}))
+    return out
+
+
+@registry.register("seedset", "file")
+def file_seeds(path: str, prompt: str = "prompt", label: str | None = "label", default_label: str = "benign",
+               category: str | None = "category", answer: str | None = "answer", id: str | None = "id",
+               **_: Any) -> list[Seed]:
+    """A user JSONL or CSV; ``prompt``/``label``/``category``/``answer``/``id`` name the columns."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"seed file not found: {p}")
+    if p.suffix == ".csv":
+        with open(p, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    elif p.suffix in (".jsonl", ".json"):
+        rows = [json.loads(x) for x in p.read_text().splitlines() if x.strip()] if p.suffix == ".jsonl" \
+            else json.loads(p.read_text())
+    else:
+        raise ValueError(f"{p}: seed files must be .csv, .jsonl or .json")
+    out = []
+    for n, r in enumerate(rows, 1):
+        text = r.get(prompt)
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{p}: row {n}: missing or empty prompt column {prompt!r}")
+        lab = (r.get(label) if label else None) or default_label
+        if lab not in LABELS:
+            raise ValueError(f"{p}: row {n}: label {lab!r} not in {LABELS}")
+        sid = str(r.get(id)) if id and r.get(id) not in (None, "") else f"{p.stem}-{n}"
+        cat = (r.get(category) if category else None) or (categorize(text) if lab != "benign" else "general")
+        out.append(Seed(sid, neutralize(text.strip()), f"{p.name}:{n}", lab, cat,
+                        (r.get(answer) if answer else None) or None, {"goal": text.strip()}))
+    return out
+
+
+def load_seedset(name: str, **kwargs: Any) -> list[Seed]:
+    return registry.create("seedset", name, **kwargs)
+
+
+def mix_seeds(mix: dict[str, Any], size: int | None = None, seed: int = 0, edgy_first: bool = True) -> list[Seed]:
+    """A seeded mixture. ``mix``: {set name: weight or {"weight": w, **kwargs}}. With ``size``, each set
+    gives round(size * w / sum w) rows (capped at what it holds; the leftover goes to the others);
+    without, every row. ``edgy_first``: benign rows with dangerous-sounding words are drawn first (they
+    teach that such words alone are not harmful). Output order is shuffled with the same seed."""
+    specs = {k: (v if isinstance(v, dict) else {"weight": v}) for k, v in mix.items()}
+    pools: dict[str, list[Seed]] = {}
+    for name, spec in specs.items():
+        kw = {k: v for k, v in spec.items() if k not in ("weight", "seedset")}
+        pools[name] = load_seedset(spec.get("seedset", name), **kw)
+    total_w = sum(float(s.get("weight", 1.0)) for s in specs.values()) or 1.0
+    want = {n: (len(pools[n]) if size is None else round(size * float(specs[n].get("weight", 1.0)) / total_w))
+            for n in specs}
+    out: list[Seed] = []
+    for name in specs:
+        rng = random.Random(f"{seed}:{name}")
+        pool = list(pools[name])
+        rng.shuffle(pool)
+        if edgy_first:
+            pool.sort(key=lambda s: not s.meta.get("edgy", False))
+        out += pool[: want[name]]
+    seen: set[str] = set()
+    uniq = [s for s in out if not (s.id in seen or seen.add(s.id))]
+    random.Random(f"{seed}:order").shuffle(uniq)
+    return uniq
+
+
+def iter_ids(seeds: Iterable[Seed]) -> list[str]:
+    return [s.id for s in seeds]
