@@ -30,14 +30,17 @@ def _sample(model: str, subset: str, attack: str, bid: str, jailbroken: bool, wo
             "attack": attack, "variant": "aim" if attack == "template" else "", "case_id": f"{bid}/{attack}",
             "behavior_id": bid, "goal": f"goal {bid}", "prompt": f"prompt for {bid} via {attack}",
             "completion": completion, "answer": answer, "steps": STEPS, "pivots": ["[SAFE]", "[UNSAFE]", "[SAFE]"],
-            "finish_reason": "stop", "words": words, "error": None}
+            "finish_reason": "stop", "completion_words": words, "words": len(answer.split()),
+            "harmful": subset == "harmful", "error": None}
 
 
 def make_run(path: Path, models=("base", "r2d"), xstest: bool = True, per_case: bool = True,
-             model_names: dict[str, str] | None = None, extra_result_keys: bool = False) -> Path:
+             model_names: dict[str, str] | None = None, extra_result_keys: bool = False,
+             string_keys: bool = False) -> Path:
     """Write results.json (+ samples.jsonl, judgments.jsonl when ``per_case``) under ``path``.
 
-    ``model_names`` relabels models in the files (e.g. {"r2d": "smollm2-r2d"})."""
+    ``model_names`` relabels models in the files (e.g. {"r2d": "smollm2-r2d"}); ``string_keys``: samples
+    carry an opaque ``key`` and judgements only that key (as the eval runner may write them)."""
     path.mkdir(parents=True, exist_ok=True)
     names = model_names or {}
     cells, samples, judgments = [], [], []
@@ -52,15 +55,17 @@ def make_run(path: Path, models=("base", "r2d"), xstest: bool = True, per_case: 
                 err = (m, attack, bid) in JUDGE_ERRORS
                 errors += err
                 jb += is_jb and not err
-                judgments.append({"key": {"model": label, "defense": "none", "policy": "raw", "case_id": s["case_id"]},
-                                  "judge": "refusal",
+                key = {"model": label, "defense": "none", "policy": "raw", "case_id": s["case_id"]}
+                if string_keys:
+                    s["key"] = key = f"{label}|none|raw|{s['case_id']}"
+                judgments.append({"key": key, "judge": "refusal",
                                   "verdict": {"jailbroken": None if err else is_jb, "refused": None if err else not is_jb,
                                               "label": None, "score": None, "saw": "answer",
                                               "error": "judge timeout" if err else None}})
             judged = len(HARMFUL) - errors
             cells.append({"model": label, "defense": "none", "policy": "raw", "benchmark": "jbb", "subset": "harmful",
                           "attack": attack, "variant": "aim" if attack == "template" else "", "judge": "refusal",
-                          "n": len(HARMFUL), "asr": jb / judged, "asr_ci": list(wilson_ci(jb, judged)),
+                          "n": judged, "asr": jb / judged, "asr_ci": list(wilson_ci(jb, judged)),
                           "errors": errors, "words_mean": 0.0, "words_std": 0.0})
         for bid in BENIGN:
             samples.append(_sample(label, "benign", "direct", bid, False, 20 + int(bid[1:])))

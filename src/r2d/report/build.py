@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from r2d.report import plots
 from r2d.report.render import Block, Bullets, Code, Figure, Heading, Para, Table
-from r2d.report.rundata import BENIGN_SUBSETS, HARMFUL_SUBSETS, Arm, Run
-from r2d.report.tables import (all_arms, arm_labels, asr_grids, asr_table, comparisons_table, paired_comparisons,
+from r2d.report.rundata import Arm, Run, is_harmful
+from r2d.report.tables import (all_arms, sample_words, arm_labels, asr_grids, asr_table, comparisons_table, paired_comparisons,
                                word_counts, words_table, xstest_rows, xstest_table)
 
 
@@ -22,16 +22,19 @@ class ReportOptions:
 
 
 REFUSAL_JUDGE_LIMITS = [
-    "It reads only the visible answer after `</think>` (pivot tokens removed) and checks whether it *starts* "
-    "with one of its listed refusal phrases; the reasoning is not judged.",
+    "It reads only the visible answer after `</think>` (pivot tokens removed) and checks whether it starts "
+    "with (`refusal`, `xstest-strmatch`) or contains (`refusal-gcg`, `refusal-harmbench`, `refusal-jbb`) one of "
+    "its listed refusal phrases; the reasoning is not judged.",
     "It cannot tell harmful compliance from an answer that does not refuse but is harmless, off-topic, garbled "
     "or repetitive: all of these count as jailbroken (ASR is an upper bound on harmful compliance).",
     "It misses refusals that do not start with a listed phrase (\"Providing that would be illegal...\", a refusal "
     "after a preamble, other languages) and counts them as jailbroken.",
     "It can be fooled: an answer that opens with \"I'm sorry, but here is how...\" counts as refused.",
-    "An empty or truncated answer (e.g. the token budget ran out inside `<think>`) has no refusal phrase; how "
-    "such answers are labelled is the judge's rule, not evidence of harm. Failed generations or judge calls are "
-    "errors, excluded from the rates and counted in the err column, never as safe.",
+    "An empty answer (e.g. the token budget ran out inside `<think>`) is labelled no_answer and counted not "
+    "jailbroken (the paper's convention for empty output), yet it is not evidence of a refusal; the ASR table "
+    "shows how many there were and the ASR if they all counted. A truncated but non-empty answer is judged as "
+    "it stands. Failed generations or judge calls are errors, excluded from n and counted in the err column, "
+    "never as safe.",
     "It says nothing about partial refusal; the XSTest 3-class judge (LLM) is needed for that.",
 ]
 
@@ -139,7 +142,7 @@ def _trace(sample: dict, verdicts: list[dict], max_chars: int) -> list[Block]:
                      for v in verdicts) or "no verdicts"
     head = (f"`{sample.get('case_id')}`: {sample.get('benchmark')}/{sample.get('subset')}, attack "
             f"{sample.get('attack')}{' (' + str(sample['variant']) + ')' if sample.get('variant') else ''}, "
-            f"finish {sample.get('finish_reason')}, {sample.get('words', '?')} words; {vtxt}")
+            f"finish {sample.get('finish_reason')}, {sample_words(sample)} words generated; {vtxt}")
     return [Para(head), Code("\n".join(lines))]
 
 
@@ -161,9 +164,9 @@ def traces_section(runs: list[Run], labels: dict[Arm, str], opts: ReportOptions)
         return any((v.get("verdict") or {}).get("jailbroken") is True for v in verdicts[str(s.get("case_id"))])
 
     kinds = [
-        ("benign prompt", lambda s: s.get("subset") in BENIGN_SUBSETS),
-        ("harmful prompt, refused/not jailbroken", lambda s: s.get("subset") in HARMFUL_SUBSETS and not jailbroken(s)),
-        ("jailbreak (judged jailbroken)", lambda s: s.get("subset") in HARMFUL_SUBSETS and jailbroken(s)),
+        ("benign prompt", lambda s: is_harmful(s) is False),
+        ("harmful prompt, not judged jailbroken", lambda s: is_harmful(s) is True and not jailbroken(s)),
+        ("jailbreak (judged jailbroken)", lambda s: is_harmful(s) is True and jailbroken(s)),
     ]
     out.append(Para(f"System: **{labels[arm]}** (choose with --traces-model); first "
                     f"{opts.traces_per_kind} of each kind in file order, attacks other than direct preferred "
@@ -190,8 +193,9 @@ def judge_section(runs: list[Run]) -> list[Block]:
                         Para("Judges in the run(s): " + (", ".join(
                             f"`{j}` (read: {', '.join(sorted(saw[j])) or '?'})" for j in judges) or "none recorded")
                             + ".")]
-    if any("refusal" in j for j in judges) or not judges:
-        out += [Para("The `refusal` judge is a string match (Dic-Judge style):"), Bullets(REFUSAL_JUDGE_LIMITS)]
+    if any("refusal" in j or "strmatch" in j for j in judges) or not judges:
+        out += [Para("The string-match refusal judges (`refusal` is the paper's Dic-Judge) can and cannot tell:"),
+                Bullets(REFUSAL_JUDGE_LIMITS)]
     return out
 
 

@@ -79,6 +79,27 @@ def _flatten_key(row: dict) -> dict:
     return row
 
 
+def _join_on_key(judgments: list[dict], samples: list[dict]) -> list[dict]:
+    """Judgements keyed by an opaque sample ``key`` string get the sample's arm/case fields copied in."""
+    by_key = {s["key"]: s for s in samples if isinstance(s.get("key"), str)}
+    out = []
+    for j in judgments:
+        s = by_key.get(j.get("key")) if isinstance(j.get("key"), str) else None
+        if s is not None:
+            j = {**{k: s.get(k) for k in (*ARM_FIELDS, "case_id", "benchmark", "subset", "attack", "variant")},
+                 **{k: v for k, v in j.items() if v is not None}}
+        out.append(j)
+    return out
+
+
+def is_harmful(row: dict) -> bool | None:
+    """Harmful prompt? The row's ``harmful`` flag if recorded, else by subset (None: neither)."""
+    if isinstance(row.get("harmful"), bool):
+        return row["harmful"]
+    subset = row.get("subset")
+    return True if subset in HARMFUL_SUBSETS else False if subset in BENIGN_SUBSETS else None
+
+
 def load_run(path: str | Path, name: str | None = None) -> Run:
     """Load a run directory; raise FileNotFoundError/ValueError with a one-line message if unusable."""
     path = Path(path)
@@ -97,13 +118,15 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
         if not isinstance(c, dict) or "model" not in c:
             raise ValueError(f"{results}: cells[{i}] has no field 'model'")
     notes = data.get("notes") or []
+    samples = _read_jsonl(path / "samples.jsonl")
+    judgments = _join_on_key([_flatten_key(r) for r in _read_jsonl(path / "judgments.jsonl")], samples)
     return Run(
         path=path,
         name=name or path.resolve().name,
         provenance=data.get("provenance") or {},
         cells=data["cells"],
-        samples=_read_jsonl(path / "samples.jsonl"),
-        judgments=[_flatten_key(r) for r in _read_jsonl(path / "judgments.jsonl")],
+        samples=samples,
+        judgments=judgments,
         overlap=data.get("overlap"),
         general_ability=data.get("general_ability"),
         notes=[str(n) for n in notes] if isinstance(notes, list) else [str(notes)],

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from r2d.report.render import Table
-from r2d.report.rundata import BENIGN_SUBSETS, HARMFUL_SUBSETS, Arm, Run
+from r2d.report.rundata import HARMFUL_SUBSETS, Arm, Run, is_harmful
 from r2d.report.stats import PairedResult, wilson_ci
 
 XSTEST_LABELS = ("full_compliance", "partial_refusal", "full_refusal")
@@ -57,8 +57,10 @@ def attack_label(cell: dict) -> str:
 class AsrValue:
     asr: float | None
     ci: tuple[float, float] | None
-    n: int
+    n: int  # judged without error (the runner's convention: errors are outside n)
     errors: int
+    no_answer: int = 0  # empty visible answers (counted not jailbroken, as in the paper)
+    asr_worst: float | None = None  # no-answer counted as jailbroken
 
 
 @dataclass
@@ -84,9 +86,10 @@ def _asr_value(cell: dict) -> AsrValue:
     n, errors = int(cell.get("n") or 0), int(cell.get("errors") or 0)
     ci = cell.get("asr_ci")
     if asr is not None and not (isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci):
-        judged = n - errors
-        ci = wilson_ci(round(asr * judged), judged) if judged > 0 else None
-    return AsrValue(asr if asr is None else float(asr), tuple(ci) if ci else None, n, errors)
+        ci = wilson_ci(round(asr * n), n) if n > 0 else None
+    worst = cell.get("asr_no_answer_as_jailbroken")
+    return AsrValue(asr if asr is None else float(asr), tuple(ci) if ci else None, n, errors,
+                    int(cell.get("no_answer") or 0), None if worst is None else float(worst))
 
 
 def asr_grids(runs: list[Run]) -> list[AsrGrid]:
@@ -95,7 +98,7 @@ def asr_grids(runs: list[Run]) -> list[AsrGrid]:
     for run in runs:
         for cell in run.cells:
             subset = str(cell.get("subset") or "harmful")
-            if subset not in HARMFUL_SUBSETS or "asr" not in cell:
+            if cell.get("asr") is None and subset not in HARMFUL_SUBSETS:  # the runner sets asr on harmful cells
                 continue
             key = (str(cell.get("benchmark") or "?"), subset, str(cell.get("judge") or "?"))
             g = grids.setdefault(key, AsrGrid(*key, attacks=[], arms=[]))
@@ -117,6 +120,8 @@ def _fmt_asr(v: AsrValue | None) -> str:
     s = pct(v.asr)
     if v.ci:
         s += f" [{100 * v.ci[0]:.1f}, {100 * v.ci[1]:.1f}]"
+    if v.no_answer:
+        s += f" ({v.no_answer} no answer" + (f", ≤{pct(v.asr_worst)}" if v.asr_worst is not None else "") + ")"
     if v.errors:
         s += f" ({v.errors} err)"
     return s
@@ -142,7 +147,8 @@ def asr_table(grid: AsrGrid, labels: dict[Arm, str]) -> Table:
     rows.append(mrow)
     caption = (f"ASR (lower is better) on {grid.benchmark}/{grid.subset}, judge `{grid.judge}`, "
                "with 95% CI in brackets; bold = lowest in the row; err = failed generations/judgements "
-               "(excluded, never counted safe); * = mean over the attacks present only.")
+               "(excluded from n, never counted safe); no answer = empty visible answer, counted not "
+               "jailbroken (≤ gives the ASR if they all were); * = mean over the attacks present only.")
     return Table(["attack"] + [labels[a] for a in grid.arms], rows, bold, caption)
 
 
@@ -179,10 +185,14 @@ def xstest_table(rows: list[XsRow], labels: dict[Arm, str]) -> Table:
 
 # ---------------------------------------------------------------- words (Table 2 / Fig. 5)
 def sample_words(row: dict) -> int:
-    w = row.get("words")
-    if isinstance(w, (int, float)):
-        return int(w)
-    return len(str(row.get("completion") or "").split())
+    """Words the model generated: ``completion_words`` if recorded, else the completion split on
+    whitespace, else ``words`` (which the runner uses for the visible answer only)."""
+    for key in ("completion_words",):
+        if isinstance(row.get(key), (int, float)):
+            return int(row[key])
+    if row.get("completion") is not None:
+        return len(str(row["completion"]).split())
+    return int(row.get("words") or 0)
 
 
 def word_counts(runs: list[Run]) -> dict[Arm, dict[str, list[int]]]:
@@ -192,8 +202,8 @@ def word_counts(runs: list[Run]) -> dict[Arm, dict[str, list[int]]]:
         for s in run.samples:
             if s.get("error"):
                 continue
-            subset = str(s.get("subset") or "")
-            kind = "harmful" if subset in HARMFUL_SUBSETS else "benign" if subset in BENIGN_SUBSETS else None
+            harmful = is_harmful(s)
+            kind = None if harmful is None else "harmful" if harmful else "benign"
             if kind:
                 out.setdefault(run.arm_of(s), {"harmful": [], "benign": []})[kind].append(sample_words(s))
     return out
@@ -215,11 +225,13 @@ def words_table(counts: dict[Arm, dict[str, list[int]]], labels: dict[Arm, str])
 
 # ---------------------------------------------------------------- paired comparisons
 def case_outcomes(run: Run) -> dict[Arm, dict[tuple, bool]]:
-    """Per arm: {(benchmark, subset, attack, judge, case_id): jailbroken} for judged, error-free cases.
+    """Per arm: {(benchmark, subset, attack, judge, case_id): jailbroken} for judged, error-free cases
+    on prompts not known to be benign.
 
     Judgements are joined to samples on (model, defense, policy, case_id) for the fields the
     judgement row does not carry itself."""
     samples = {(run.arm_of(s), str(s.get("case_id"))): s for s in run.samples}
+    with_variant = any("variant" in c for c in run.cells)  # group like the cells do
     out: dict[Arm, dict[tuple, bool]] = defaultdict(dict)
     for j in run.judgments:
         arm, cid = run.arm_of(j), str(j.get("case_id"))
@@ -228,7 +240,10 @@ def case_outcomes(run: Run) -> dict[Arm, dict[tuple, bool]]:
         if s.get("error") or v.get("error") or j.get("error") or v.get("jailbroken") is None:
             continue
         meta = {**s, **{k: j[k] for k in ("benchmark", "subset", "attack", "variant") if j.get(k) is not None}}
-        key = (str(meta.get("benchmark") or "?"), str(meta.get("subset") or "?"), attack_label(meta),
+        if is_harmful(meta) is False:
+            continue
+        attack = attack_label(meta) if with_variant else str(meta.get("attack") or "?")
+        key = (str(meta.get("benchmark") or "?"), str(meta.get("subset") or "?"), attack,
                str(j.get("judge") or "?"), cid)
         out[arm][key] = bool(v["jailbroken"])
     return out
@@ -244,7 +259,7 @@ class Comparison:
     result: PairedResult
 
 
-def paired_comparisons(runs: list[Run], baseline: Arm, only_harmful: bool = True) -> list[Comparison]:
+def paired_comparisons(runs: list[Run], baseline: Arm) -> list[Comparison]:
     """Baseline vs every other arm, per (benchmark, judge, attack) and pooled over attacks, on the
     cases both have judged."""
     outcomes: dict[Arm, dict[tuple, bool]] = {}
@@ -255,7 +270,7 @@ def paired_comparisons(runs: list[Run], baseline: Arm, only_harmful: bool = True
     for arm, res in outcomes.items():
         if arm == baseline:
             continue
-        shared = sorted(k for k in base.keys() & res.keys() if not only_harmful or k[1] in HARMFUL_SUBSETS)
+        shared = sorted(base.keys() & res.keys())
         groups: dict[tuple[str, str, str], list[tuple]] = defaultdict(list)
         for k in shared:
             groups[(k[0], k[3], k[2])].append(k)

@@ -1,0 +1,140 @@
+import base64
+import json
+import re
+
+import pytest
+
+from r2d.cli import main
+from r2d.report.build import ReportOptions, build_report
+from r2d.report.render import Figure, Table, write_report
+from r2d.report.rundata import load_run
+from r2d.report.tables import asr_grids, asr_table, arm_labels, all_arms
+from tests.report.fixtures import make_run
+
+
+def _table_row(md: str, first_cell: str) -> list[str]:
+    for line in md.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"no table row starting {first_cell!r}")
+
+
+def test_report_from_fixture_run(tmp_path, capsys):
+    run = make_run(tmp_path / "run1")
+    assert main(["report", str(run)]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == str(run / "report.html")
+    md = (run / "report.md").read_text()
+    page = (run / "report.html").read_text()
+    # Table 1: rows attack, columns model; ASR with 95% CI; lowest bold; mean over attacks
+    assert _table_row(md, "attack")[1:] == ["base", "r2d"]
+    assert _table_row(md, "direct")[1:] == ["60.0% [31.3, 83.2]", "**10.0% [1.8, 40.4]**"]
+    assert _table_row(md, "template (aim)")[1:] == ["80.0% [49.0, 94.3]", "**33.3% [12.1, 64.6] (1 err)**"]
+    assert _table_row(md, "mean over attacks")[1:] == ["70.0%", "**21.7%**"]
+    # paired comparisons: the hand-computed discordant pairs and exact p-values
+    rows = [line for line in md.splitlines() if line.startswith("| jbb | refusal |")]
+    direct, template, pooled = ([c.strip() for c in r.strip("|").split("|")] for r in rows)
+    assert direct[2:6] + direct[9:] == ["direct", "base", "r2d", "10", "5", "0", "0.0625"]
+    assert template[5] == "9" and template[9:] == ["6", "1", "0.125"]  # the judge error is left out
+    assert pooled[2] == "all attacks" and pooled[5] == "19" and pooled[9:] == ["11", "1", "**0.00635**"]
+    # XSTest, words, traces, judge limits, provenance
+    assert _table_row(md, "r2d")[:2] == ["r2d", "safe"]
+    assert "75.0%" in md and "145.0 ± 29.5 (n=20)" in md and "21.5 ± 1.3 (n=4)" in md
+    assert "step 2 [UNSAFE]: It asks how to cause harm." in md
+    assert "cannot tell harmful compliance" in md
+    assert "abc123" in md and "f" * 64 in md and "exact_overlaps" in md and "fixture run" in md
+    # figures: PNG files beside the Markdown, embedded (and only embedded) in the HTML
+    pngs = sorted(p.name for p in (run / "figures").glob("*.png"))
+    assert pngs == ["asr_jbb_harmful_refusal.png", "words.png", "xstest_refusal.png"]
+    for name in pngs:
+        assert f"(figures/{name})" in md
+    embedded = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert len(embedded) == 3 and all(base64.b64decode(e).startswith(b"\x89PNG") for e in embedded)
+    assert "figures/" not in page and "<strong>10.0% [1.8, 40.4]</strong>" in page
+
+
+def test_numbers_come_from_the_files(tmp_path):
+    run = make_run(tmp_path / "run")
+    data = json.loads((run / "results.json").read_text())
+    data["cells"][0]["asr"], data["cells"][0]["asr_ci"] = 0.42, [0.3, 0.55]
+    (run / "results.json").write_text(json.dumps(data))
+    runs = [load_run(run)]
+    labels = arm_labels(all_arms(runs))
+    t = asr_table(asr_grids(runs)[0], labels)
+    assert t.rows[0][1] == "42.0% [30.0, 55.0]"
+
+
+def test_compare_two_runs(tmp_path):
+    base = make_run(tmp_path / "base_run", models=("base",))
+    r2d = make_run(tmp_path / "r2d_run", models=("r2d",), model_names={"r2d": "smollm2-r2d"}, string_keys=True)
+    out = tmp_path / "out"
+    assert main(["report", str(base), "--compare", str(r2d), "--output", str(out)]) == 0
+    assert not (base / "report.md").exists()
+    md = (out / "report.md").read_text()
+    assert _table_row(md, "attack")[1:] == ["base_run: base", "r2d_run: smollm2-r2d"]
+    row = [c.strip() for c in next(r for r in md.splitlines() if "| all attacks |" in r).strip("|").split("|")]
+    assert row[3:6] == ["base_run: base", "r2d_run: smollm2-r2d", "19"]
+    assert row[9:] == ["11", "1", "**0.00635**"]
+    # the reverse baseline flips b and c
+    assert main(["report", str(base), "--compare", str(r2d), "--output", str(out),
+                 "--baseline", "r2d_run: smollm2-r2d", "--traces-model", "base_run: base"]) == 0
+    md = (out / "report.md").read_text()
+    row = [c.strip() for c in next(r for r in md.splitlines() if "| all attacks |" in r).strip("|").split("|")]
+    assert row[9:] == ["1", "11", "**0.00635**"] and "System: **base_run: base**" in md
+
+
+def test_missing_sections_are_stated_not_crashing(tmp_path):
+    run = make_run(tmp_path / "bare", models=("base",), xstest=False, per_case=False, extra_result_keys=True)
+    assert main(["report", str(run)]) == 0
+    md = (run / "report.md").read_text()
+    assert "No XSTest cells" in md
+    assert "No judgments.jsonl" in md
+    assert "No successful samples" in md and "No samples.jsonl" in md
+    assert _table_row(md, "direct")[1] == "**60.0% [31.3, 83.2]**"
+    assert "asr_xstest" not in md and len(list((run / "figures").glob("*.png"))) == 1
+
+
+def test_empty_run_still_reports(tmp_path):
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "results.json").write_text(json.dumps({"cells": []}))
+    assert main(["report", str(tmp_path / "e")]) == 0
+    md = (tmp_path / "e" / "report.md").read_text()
+    assert "this section is empty" in md and "has no provenance" in md
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "results.json not found"),
+    ("{not json", "not valid JSON"),
+    (json.dumps({"provenance": {}}), "field 'cells' missing"),
+    (json.dumps({"cells": [{"asr": 0.1}]}), "cells[0] has no field 'model'"),
+])
+def test_bad_run_dir_is_a_one_line_error(tmp_path, capsys, content, message):
+    d = tmp_path / "bad"
+    d.mkdir()
+    if content is not None:
+        (d / "results.json").write_text(content)
+    assert main(["report", str(d)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_bad_jsonl_line_and_unknown_baseline(tmp_path, capsys):
+    run = make_run(tmp_path / "r")
+    with open(run / "judgments.jsonl", "a") as f:
+        f.write("{oops\n")
+    assert main(["report", str(run)]) == 2
+    assert "judgments.jsonl:41: not valid JSON" in capsys.readouterr().err
+    run = make_run(tmp_path / "r2")
+    assert main(["report", str(run), "--baseline", "nope"]) == 2
+    assert "no system labelled 'nope'" in capsys.readouterr().err
+
+
+def test_options_select_traces(tmp_path):
+    runs = [load_run(make_run(tmp_path / "r"))]
+    blocks = build_report(runs, ReportOptions(traces_model="base", traces_per_kind=2))
+    tables = [b for b in blocks if isinstance(b, Table)]
+    assert tables and any(isinstance(b, Figure) for b in blocks)
+    md, page = write_report(blocks, tmp_path / "o", "t")
+    text = md.read_text()
+    assert "System: **base**" in text and text.count("PROMPT:") == 6
