@@ -1,0 +1,150 @@
+"""Batch generation from a prompts JSONL to an outputs JSONL, resumable.
+
+Input rows: ``{"id": ..., "prompt": "..."}`` or ``{"id": ..., "messages": [{"role", "content"}, ...]}``
+(optional ``system``). Output: one JSON object per input row, appended as each batch finishes and
+flushed, so a killed run rerun with the same command writes every row exactly once.
+A provenance file ``<output>.provenance.json`` records model, backend, policy, settings and hashes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from r2d.backends.base import Chat, Completion, GenParams
+from r2d.reasoning import parse
+
+
+@dataclass
+class PromptRow:
+    id: str
+    chat: Chat
+    prompt: str
+    line: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def read_prompts(path: str | Path, system: str | None = None) -> list[PromptRow]:
+    """Read and validate the input; a bad row raises ``ValueError("FILE:LINE: ...")``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"input file {path} not found")
+    rows: list[PromptRow] = []
+    seen: set[str] = set()
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{n}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{where}: a row must be a JSON object")
+            if "id" not in obj or obj["id"] in (None, ""):
+                raise ValueError(f"{where}: missing field 'id'")
+            rid = str(obj["id"])
+            if rid in seen:
+                raise ValueError(f"{where}: duplicate id {rid!r}")
+            seen.add(rid)
+            if isinstance(obj.get("messages"), list) and obj["messages"]:
+                chat = obj["messages"]
+                for k, m in enumerate(chat):
+                    if not isinstance(m, dict) or not isinstance(m.get("role"), str) \
+                            or not isinstance(m.get("content"), str):
+                        raise ValueError(f"{where}: messages[{k}] needs string 'role' and 'content'")
+                prompt = next((m["content"] for m in reversed(chat) if m["role"] == "user"), "")
+            elif isinstance(obj.get("prompt"), str) and obj["prompt"].strip():
+                prompt = obj["prompt"]
+                chat = [{"role": "user", "content": prompt}]
+            else:
+                raise ValueError(f"{where}: needs a non-empty string 'prompt' or a list 'messages'")
+            sys_msg = obj.get("system", system)
+            if sys_msg and chat[0]["role"] != "system":
+                chat = [{"role": "system", "content": str(sys_msg)}] + chat
+            extra = {k: v for k, v in obj.items() if k not in ("id", "prompt", "messages", "system")}
+            rows.append(PromptRow(rid, chat, prompt, n, extra))
+    return rows
+
+
+def done_ids(path: str | Path) -> set[str]:
+    """Ids already written to ``path``. A torn last line (killed mid-write) is cut off the file."""
+    path = Path(path)
+    if not path.is_file():
+        return set()
+    ids: set[str] = set()
+    good = 0
+    with path.open("rb") as f:
+        data = f.read()
+    for raw in data.splitlines(keepends=True):
+        try:
+            obj = json.loads(raw)
+            ids.add(str(obj["id"]))
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+            if raw.strip():
+                break  # torn tail: everything after it is dropped
+        good += len(raw)
+    if good < len(data):
+        with path.open("r+b") as f:
+            f.truncate(good)
+    return ids
+
+
+def output_row(row: PromptRow, c: Completion, raw: Completion | None = None) -> dict[str, Any]:
+    """One output record. ``completion`` is the model's full text, ``response`` what the policy shows."""
+    model_text = c.meta.get("raw_text", c.full_text)
+    p = parse(model_text)
+    return {
+        "id": row.id, "prompt": row.prompt, "messages": row.chat,
+        "completion": model_text if c.error is None else None,
+        "response": c.text if c.error is None else None,
+        "answer": p.answer if c.error is None else None,
+        "steps": [[s.text, s.pivot] for s in p.steps] if c.error is None else [],
+        "pivots": p.pivots if c.error is None else [],
+        "well_formed": p.well_formed if c.error is None else False,
+        "error": c.error, "finish_reason": c.finish_reason,
+        "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+        "latency_s": round(c.latency_s, 4),
+        "pivot_probs": c.meta.get("pivot_probs"),
+        "policy_refused": c.meta.get("policy_refused"),
+        **({"input": row.extra} if row.extra else {}),
+    }
+
+
+def chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), max(1, size)):
+        yield items[i:i + size]
+
+
+def run_generate(backend: Any, rows: list[PromptRow], output: str | Path, params: GenParams,
+                 policy: Any, run_info: dict[str, Any], chunk_size: int | None = None,
+                 progress: bool = True) -> dict[str, int]:
+    """Generate every row not yet in ``output``, appending as each chunk finishes."""
+    from tqdm.auto import tqdm
+
+    from r2d.infer.policies import generate_with_policy
+
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    done = done_ids(output)
+    todo = [r for r in rows if r.id not in done]
+    stats = {"total": len(rows), "skipped": len(rows) - len(todo), "written": 0, "errors": 0}
+    bar = tqdm(total=len(todo), desc="rows", unit="row", disable=not progress or not todo)
+    with output.open("a", encoding="utf-8") as f:
+        for chunk in chunks(todo, chunk_size or params.batch_size):
+            comps = generate_with_policy(backend, [r.chat for r in chunk], params, policy)
+            for r, c in zip(chunk, comps):
+                rec = output_row(r, c)
+                rec.update(run_info)
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                stats["written"] += 1
+                stats["errors"] += c.error is not None
+            f.flush()
+            os.fsync(f.fileno())
+            bar.update(len(chunk))
+    bar.close()
+    return stats

@@ -1,0 +1,1 @@
+from tests.backends.conftest import lively, make_lively  # noqa: F401  (shared fixtures)
