@@ -1,0 +1,181 @@
+"""GCG (Zou et al. 2023): a greedy coordinate-gradient search for an adversarial suffix that makes
+the target model begin its reply with the behaviour's target string.
+
+Two implementations: the ``nanogcg`` package (optional extra ``gcg``) and a compact own one (used
+when nanogcg is absent, or with ``impl="own"``). The own one: one-hot gradient of the target loss
+w.r.t. the suffix tokens, top-k token candidates per position, ``search_width`` random single-token
+swaps per step scored in batches, keep the best. Special and added tokens (pivots, ``<think>``) and
+non-ASCII tokens are never proposed, and candidates that do not survive decode/re-encode are dropped.
+``params()`` says which implementation ran; each TestCase records its loss trajectory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from r2d.backends.base import Backend, render_prompt
+from r2d.eval.attacks.base import OptimizingAttack, make_case, request_text, target_text, user
+from r2d.eval.attacks.whitebox import model_and_tokenizer
+from r2d.eval.types import Behavior, TestCase
+from r2d.registry import register
+
+SLOT = "{optim_str}"
+
+
+def allowed_token_mask(tok: Any, vocab: int):
+    """Bool tensor over the model's vocabulary: printable-ASCII, non-special, non-added tokens."""
+    import torch
+
+    banned = set(tok.all_special_ids) | set(getattr(tok, "added_tokens_decoder", {}) or {})
+    mask = torch.zeros(vocab, dtype=torch.bool)
+    for i in range(min(vocab, len(tok))):
+        if i in banned:
+            continue
+        s = tok.decode([i])
+        mask[i] = bool(s.strip()) and s.isascii() and s.isprintable()
+    return mask
+
+
+def own_gcg(model: Any, tok: Any, request: str, target: str, steps: int, search_width: int, topk: int,
+            suffix_len: int, seed: int, batch_size: int = 64) -> dict:
+    """Run GCG on one behaviour; returns the best suffix (with its leading space; the prompt is
+    ``request + suffix``), best loss and the per-step loss trajectory."""
+    import torch
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    text = render_prompt(tok, user(f"{request}{SLOT}"))
+    before, after = text.split(SLOT, 1)
+    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+    b_ids, a_ids, t_ids = enc(before), enc(after), enc(target)
+    embed = model.get_input_embeddings()
+    vocab = embed.weight.shape[0]
+    allowed = allowed_token_mask(tok, vocab).to(device)
+    suffix = enc(" !" * suffix_len)[:suffix_len]
+    suffix = suffix + suffix[-1:] * (suffix_len - len(suffix))
+    fixed = lambda ids: torch.tensor(ids, device=device, dtype=torch.long)  # noqa: E731
+    b_t, a_t, t_t = fixed(b_ids), fixed(a_ids), fixed(t_ids)
+    t0 = len(b_ids) + suffix_len + len(a_ids)
+
+    def losses(cands: torch.Tensor) -> torch.Tensor:
+        out = []
+        for i in range(0, len(cands), batch_size):
+            c = cands[i:i + batch_size]
+            n = len(c)
+            ids = torch.cat([b_t.expand(n, -1), c, a_t.expand(n, -1), t_t.expand(n, -1)], 1)
+            with torch.no_grad():
+                logits = model(input_ids=ids).logits[:, t0 - 1:t0 - 1 + len(t_ids)].float()
+            out.append(F.cross_entropy(logits.transpose(1, 2), t_t.expand(n, -1), reduction="none").mean(1))
+        return torch.cat(out)
+
+    cur = fixed(suffix)
+    best_ids, best_loss, trajectory = cur.clone(), float(losses(cur[None])[0]), []
+    trajectory.append(best_loss)
+    for _ in range(steps):
+        onehot = F.one_hot(cur, vocab).to(embed.weight.dtype).requires_grad_(True)
+        with torch.enable_grad():
+            emb = torch.cat([embed(b_t), onehot @ embed.weight, embed(a_t), embed(t_t)])[None]
+            logits = model(inputs_embeds=emb).logits[0, t0 - 1:t0 - 1 + len(t_ids)].float()
+            loss = F.cross_entropy(logits, t_t)
+            (grad,) = torch.autograd.grad(loss, [onehot])
+        grad = grad.masked_fill(~allowed[None], float("inf"))
+        top = (-grad).topk(min(topk, int(allowed.sum())), dim=1).indices  # suffix_len x k
+        pos = torch.randint(0, suffix_len, (search_width,), generator=gen).to(device)
+        pick = torch.randint(0, top.shape[1], (search_width,), generator=gen).to(device)
+        cands = cur.expand(search_width, -1).clone()
+        cands[torch.arange(search_width, device=device), pos] = top[pos, pick]
+        keep = [i for i, c in enumerate(cands.tolist()) if enc(tok.decode(c)) == c]
+        if not keep:
+            trajectory.append(trajectory[-1])
+            continue
+        cands = cands[keep]
+        cl = losses(cands)
+        j = int(cl.argmin())
+        cur = cands[j]
+        trajectory.append(float(cl[j]))
+        if float(cl[j]) < best_loss:
+            best_loss, best_ids = float(cl[j]), cur.clone()
+    return {"suffix": tok.decode(best_ids.tolist()), "loss": best_loss, "losses": trajectory}
+
+
+def nanogcg_run(model: Any, tok: Any, request: str, target: str, steps: int, search_width: int, topk: int,
+                suffix_len: int, seed: int) -> dict:
+    import nanogcg
+
+    cfg = nanogcg.GCGConfig(num_steps=steps, search_width=search_width, topk=topk, seed=seed,
+                            optim_str_init=" ".join(["x"] * suffix_len), verbosity="WARNING",
+                            use_prefix_cache=False)  # its prefix cache breaks under transformers 5
+    import torch
+
+    gcg = nanogcg.gcg.GCG(model, tok, cfg)
+    # nanogcg only bans non-ASCII/special tokens; also ban added tokens (pivots, <think>) as the own one does
+    allowed = allowed_token_mask(tok, model.get_input_embeddings().weight.shape[0])
+    gcg.not_allowed_ids = (~allowed).nonzero().squeeze(1).to(model.device)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        res = gcg.run([{"role": "user", "content": f"{request} {SLOT}"}], target)
+    finally:  # nanogcg switches deterministic algorithms on for the whole process when seeded
+        torch.use_deterministic_algorithms(was_deterministic)
+    return {"suffix": " " + res.best_string, "loss": float(res.best_loss), "losses": [float(x) for x in res.losses]}
+
+
+def nanogcg_available() -> bool:
+    try:
+        import nanogcg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@register("attack", "gcg")
+class GCG(OptimizingAttack):
+    """One TestCase per behaviour: the request followed by the best suffix found."""
+
+    name = "gcg"
+
+    def __init__(self, steps: int = 20, search_width: int = 64, topk: int = 64, suffix_len: int = 10,
+                 impl: str = "auto", transfer: Backend | str | None = None, seed: int = 0) -> None:
+        super().__init__(transfer, seed)
+        if impl not in ("auto", "own", "nanogcg"):
+            raise ValueError(f"attack gcg: impl must be auto, own or nanogcg, got {impl!r}")
+        if impl == "nanogcg" and not nanogcg_available():
+            raise ValueError("attack gcg: impl=nanogcg but nanogcg is not installed (pip install 'r2d[gcg]')")
+        self.steps, self.search_width, self.topk, self.suffix_len = steps, search_width, topk, suffix_len
+        self.impl = impl
+        self.used: str | None = None
+        self.fallback_reason: str | None = None
+        self.mode: str | None = None
+
+    def _run(self, model: Any, tok: Any, request: str, target: str, seed: int) -> dict:
+        args = (model, tok, request, target, self.steps, self.search_width, self.topk, self.suffix_len, seed)
+        if self.impl == "own" or (self.impl == "auto" and not nanogcg_available()):
+            self.used = "own"
+            return own_gcg(*args)
+        try:
+            r = nanogcg_run(*args)
+            self.used = "nanogcg"
+            return r
+        except Exception as e:  # nanogcg pins older transformers internals; fall back in auto mode
+            if self.impl == "nanogcg":
+                raise
+            self.used, self.fallback_reason = "own", f"nanogcg failed: {type(e).__name__}: {e}"[:300]
+            return own_gcg(*args)
+
+    def generate(self, behaviors: list[Behavior], target: Backend | None = None) -> list[TestCase]:
+        backend, self.mode = self.search_target(target)
+        model, tok = model_and_tokenizer(backend)
+        out = []
+        for n, b in enumerate(behaviors):
+            req = request_text(b)
+            r = self._run(model, tok, req, target_text(b), self.seed + n)
+            out.append(make_case(b, self.name, user(req + r["suffix"]), mode=self.mode, impl=self.used,
+                                 suffix=r["suffix"], best_loss=r["loss"], losses=r["losses"],
+                                 optimized_on=self.transfer_name() or getattr(backend, "model_name", backend.name)))
+        return out
+
+    def params(self) -> dict:
+        return {"attack": self.name, "steps": self.steps, "search_width": self.search_width, "topk": self.topk,
+                "suffix_len": self.suffix_len, "impl": self.impl, "impl_used": self.used,
+                "nanogcg_fallback_reason": self.fallback_reason, "mode": self.mode,
+                "transfer": self.transfer_name(), "seed": self.seed}
