@@ -65,8 +65,10 @@ class EraseAndCheck:
         for i in range(len(chats)):
             if harmful[i]:
                 out.append(blocked_completion("erase-and-check", checks=checks[i]))
-            else:
+            elif errors[i]:
                 out.append(Completion(finish_reason="error", error=f"erase-and-check: checker failed: {errors[i][0]}"))
+            else:
+                out.append(Completion())  # replaced by the model's completion below
         for i, c in zip(keep, comps):
             c.meta = {**c.meta, "erase_and_check_checks": checks[i]}
             out[i] = c
