@@ -185,6 +185,16 @@ def read_rows(path: Path, key: tuple[str, ...]) -> dict[Any, dict]:
     return out
 
 
+def end_torn_line(path: Path) -> None:
+    """A run killed mid-write can leave a last line without its newline; close it so the next
+    appended row starts on a line of its own (the torn line is then skipped when read)."""
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb+") as f:
+            f.seek(-1, 2)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+
+
 def last_user(messages: Chat) -> str:
     return next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
 
@@ -281,6 +291,7 @@ class Runner:
         return "|".join([m.label, d.label, m.policy, b.spec.label, str(b.subset or ""), a.label, case.id])
 
     def generate(self) -> None:
+        end_torn_line(self.samples_path)
         done = read_rows(self.samples_path, ("key",))
         cache: dict[str, Any] = {}
         self.keys = []
@@ -323,6 +334,7 @@ class Runner:
     # --- stage (b): judging ------------------------------------------------------------------
     def judge(self) -> None:
         samples = read_rows(self.samples_path, ("key",))
+        end_torn_line(self.judgments_path)
         done = read_rows(self.judgments_path, ("key", "judge"))
         keyset = set(self.keys) if self.keys else set(samples)
         bench_of = {b.spec.label: b for b in self.benches}
