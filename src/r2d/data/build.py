@@ -75,7 +75,7 @@ def _reject(seed: Seed, stage: str, reason: str, retryable: bool = False, **extr
 def _train_row(seed: Seed, text: str, teacher: str, extra: dict) -> dict:
     return {"id": seed.id, "messages": [{"role": "user", "content": seed.prompt},
                                         {"role": "assistant", "content": text}],
-            "label": seed.label, "source": seed.origin.split(":")[0],
+            "label": seed.label, "source": seed.meta.get("source") or seed.origin.split(":")[0],
             "meta": {"origin": seed.origin, "category": seed.category, "teacher": teacher, **extra,
                      **{k: v for k, v in seed.meta.items() if k in ("template_id", "wrappers", "edgy")}}}
 
@@ -162,7 +162,8 @@ async def abuild(cfg: BuildConfig, teacher: Any = None, judge: Any = None) -> Bu
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     res = BuildResult()
-    seeds = mix_seeds(cfg.seeds, cfg.size, cfg.seed, cfg.edgy_first)
+    # --limit without --size draws a small mixture at the configured ratios
+    seeds = mix_seeds(cfg.seeds, cfg.size or cfg.limit, cfg.seed, cfg.edgy_first)
     if cfg.limit is not None:
         seeds = seeds[: cfg.limit]
     if not seeds:

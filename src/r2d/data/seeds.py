@@ -68,7 +68,7 @@ _CATEGORIES: list[tuple[str, str]] = [
 ]
 # Words that sound dangerous but are everyday in benign instructions ("kill a process", "shoot a photo").
 EDGY_WORDS = re.compile(r"\b(kill\w*|shoot\w*|attack\w*|steal\w*|weapon\w*|bomb\w*|fight\w*|destroy\w*|hack\w*|"
-                        r"poison\w*|explo\w*|die|dead|death|crash\w*|fire|gun\w*|war|blow\w*|knife|virus\w*|"
+                        r"poison\w*|explo(?:de|sion|sive)\w*|die|dead|death|crash\w*|fire|gun\w*|war|blow\w*|knife|virus\w*|"
                         r"drug\w*|crime\w*|illegal|threat\w*|dangerous)\b", re.IGNORECASE)
 
 
@@ -93,45 +93,40 @@ def _fallback_template_split(split: str) -> list[dict]:
     return out
 
 
-def train_templates() -> list[dict]:
-    """The jailbreak templates reserved for training: ``[{"id", "text"}]`` with a ``{0}`` or
-    ``[INSERT PROMPT HERE]`` slot (or none: then the request is appended)."""
+def _split(split: str) -> list[dict]:
     try:
-        from r2d.eval.attacks.template import template_split
+        from r2d.eval.attacks.templates import human_jailbreaks, template_split
     except ImportError:
-        return _fallback_template_split("train")
-    out = []
-    for i, t in enumerate(template_split("train")):
-        if isinstance(t, str):
-            out.append({"id": f"train/{i}", "text": t})
-        elif isinstance(t, dict):
-            out.append({"id": str(t.get("id", f"train/{i}")), "text": t.get("text") or t.get("template")})
-        else:
-            out.append({"id": str(getattr(t, "id", f"train/{i}")),
-                        "text": getattr(t, "text", None) or getattr(t, "template")})
-    return out
+        return _fallback_template_split(split)
+    texts = human_jailbreaks()
+    return [{"id": i, "text": texts[i]} for i in template_split(split)]
+
+
+def train_templates(eval_overlap_max: float = 0.3) -> list[dict]:
+    """The jailbreak templates reserved for training (``r2d.eval.attacks.templates.template_split
+    ("train")``): ``[{"id", "text"}]`` with a ``{0}`` / ``[INSERT PROMPT HERE]`` slot (none: appended).
+    The split hashes exact text, so near-copies of an EVAL template (DAN/Anarchy variants) can land in
+    TRAIN; those with word 5-gram Jaccard >= ``eval_overlap_max`` to any eval template are left out."""
+    from r2d.data.dedup import jaccard, shingles
+
+    evals = [shingles(t, 5) for t in eval_template_texts()]
+    return [t for t in _split("train")
+            if not any(jaccard(shingles(t["text"], 5), e) >= eval_overlap_max for e in evals)]
 
 
 def eval_template_texts() -> set[str]:
-    try:
-        from r2d.eval.attacks.template import template_split
-
-        items = template_split("eval")
-        return {t if isinstance(t, str) else (t.get("text") if isinstance(t, dict) else getattr(t, "text", ""))
-                for t in items}
-    except ImportError:
-        return {t["text"] for t in _fallback_template_split("eval")}
+    return {t["text"] for t in _split("eval")}
 
 
 def wrap(template: str, goal: str) -> str:
-    for slot in ("{0}", "[INSERT PROMPT HERE]", "[PROMPT]"):
+    for slot in ("{0}", "[INSERT PROMPT HERE]", "{goal}", "[PROMPT]"):
         if slot in template:
             return template.replace(slot, goal)
     return f"{template}\n\n{goal}"
 
 
 _WRAPPERS: list[tuple[str, str]] = [
-    ("DAN", r"\bDAN\b|do anything now"), ("AIM", r"\bAIM\b|machiavelli"),
+    ("DAN", r"(?-i:\bDAN\b)|do anything now"), ("AIM", r"(?-i:\bAIM\b)|machiavelli"),
     ("developer mode", r"developer mode|dev mode"), ("role-play", r"role-?play|act as|pretend|you are now|persona|character"),
     ("hypothetical", r"hypothetical|imagine|fiction|story|novel|movie|game"),
     ("instruction override", r"ignore (?:all|any|the|prior|previous)|disregard|no (?:rules|restrictions|filters)"),
@@ -186,10 +181,11 @@ def advbench(**_: Any) -> list[Seed]:
 
 
 @registry.register("seedset", "jailbreak")
-def jailbreak(max_template_words: int | None = None, per_goal: int = 1, seed: int = 0, **_: Any) -> list[Seed]:
+def jailbreak(max_template_words: int | None = None, per_goal: int = 1, seed: int = 0,
+              eval_overlap_max: float = 0.3, **_: Any) -> list[Seed]:
     """AdvBench goals, each wrapped in ``per_goal`` TRAIN-split templates (chosen by a seeded RNG).
     ``max_template_words`` keeps only short templates (small students, short sequences)."""
-    temps = [t for t in train_templates() if t["text"]]
+    temps = [t for t in train_templates(eval_overlap_max) if t["text"]]
     if max_template_words:
         temps = [t for t in temps if len(t["text"].split()) <= max_template_words]
     if not temps:
@@ -200,7 +196,8 @@ def jailbreak(max_template_words: int | None = None, per_goal: int = 1, seed: in
         for t in rng.sample(temps, min(per_goal, len(temps))):
             prompt = neutralize(wrap(t["text"], g))
             out.append(Seed(f"jailbreak-{i}-{t['id']}", prompt, f"advbench:{i}+{t['id']}", "jailbreak", categorize(g),
-                            meta={"goal": g, "template_id": t["id"], "wrappers": detect_wrappers(t["text"])}))
+                            meta={"goal": g, "template_id": t["id"], "wrappers": detect_wrappers(t["text"]),
+                                  "source": "advbench+train-templates"}))
     return out
 
 
