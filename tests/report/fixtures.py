@@ -69,6 +69,9 @@ def make_run(path: Path, models=("base", "r2d"), xstest: bool = True, per_case: 
                           "errors": errors, "words_mean": 0.0, "words_std": 0.0})
         for bid in BENIGN:
             samples.append(_sample(label, "benign", "direct", bid, False, 20 + int(bid[1:])))
+        cells.append({"model": label, "defense": "none", "policy": "raw", "benchmark": "jbb", "subset": "benign",
+                      "attack": "direct", "variant": "", "judge": "refusal", "n": len(BENIGN), "errors": 0,
+                      "asr": None, "asr_ci": None, "refusal_rate": 1.0})
         if xstest:
             for subset, fc, pr, fr in (("safe", 0.8, 0.1, 0.1), ("unsafe", 0.25, 0.05, 0.7)):
                 if m == "r2d":

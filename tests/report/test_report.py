@@ -39,8 +39,9 @@ def test_report_from_fixture_run(tmp_path, capsys):
     assert template[5] == "9" and template[9:] == ["6", "1", "0.125"]  # the judge error is left out
     assert pooled[2] == "all attacks" and pooled[5] == "19" and pooled[9:] == ["11", "1", "**0.00635**"]
     # XSTest, words, traces, judge limits, provenance
-    assert _table_row(md, "r2d")[:2] == ["r2d", "safe"]
-    assert "75.0%" in md and "145.0 ± 29.5 (n=20)" in md and "21.5 ± 1.3 (n=4)" in md
+    assert "| r2d | jbb | benign | refusal | 4 | 0 | 100.0% |" in md
+    assert "| r2d | unsafe | refusal | 20 | 0 | 20.0% | 5.0% | 75.0% |" in md
+    assert "145.0 ± 29.5 (n=20)" in md and "21.5 ± 1.3 (n=4)" in md
     assert "step 2 [UNSAFE]: It asks how to cause harm." in md
     assert "cannot tell harmful compliance" in md
     assert "abc123" in md and "f" * 64 in md and "exact_overlaps" in md and "fixture run" in md

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from r2d.report import plots
 from r2d.report.render import Block, Bullets, Code, Figure, Heading, Para, Table
 from r2d.report.rundata import Arm, Run, is_harmful
-from r2d.report.tables import (all_arms, sample_words, arm_labels, asr_grids, asr_table, comparisons_table, paired_comparisons,
+from r2d.report.tables import (all_arms, benign_refusal_rows, sample_words, arm_labels, asr_grids, asr_table, comparisons_table, paired_comparisons,
                                word_counts, words_table, xstest_rows, xstest_table)
 
 
@@ -82,8 +82,17 @@ def paired_section(runs: list[Run], labels: dict[Arm, str], opts: ReportOptions)
     return out + [Para(f"Baseline A = **{labels[base]}** (choose with --baseline)."), comparisons_table(comps, labels)]
 
 
+def overrefusal_section(runs: list[Run], labels: dict[Arm, str]) -> list[Block]:
+    out: list[Block] = [Heading("Over-refusal"), Heading("Refusal rate on benign prompts", 3)]
+    rows = benign_refusal_rows(runs, labels)
+    out.append(Table(["system", "benchmark", "subset", "judge", "n", "errors", "refused"], rows,
+                     caption="Share of benign prompts the judge saw refused (lower is better).") if rows
+               else Para("No benign-prompt cells with a refusal rate in the run(s)."))
+    return out + xstest_section(runs, labels)
+
+
 def xstest_section(runs: list[Run], labels: dict[Arm, str]) -> list[Block]:
-    out: list[Block] = [Heading("Over-refusal (XSTest)")]
+    out: list[Block] = [Heading("XSTest classes", 3)]
     rows = xstest_rows(runs)
     if not rows:
         return out + [Para("No XSTest cells (full_compliance / partial_refusal / full_refusal) in the run(s).")]
@@ -204,6 +213,28 @@ def _kv_table(d: dict, key: str = "key", value: str = "value") -> Table:
                                 for k, v in d.items()])
 
 
+def _is_sha256(v: object) -> bool:
+    return isinstance(v, str) and len(v) == 64 and all(ch in "0123456789abcdef" for ch in v.lower())
+
+
+def data_hashes(obj: object, where: str = "") -> list[tuple[str, str, str]]:
+    """Every ``{file: sha256}`` found anywhere in the provenance (top-level ``data_files``, each
+    benchmark's and attack's ``files``), as (file, sha256, where it was recorded)."""
+    out: list[tuple[str, str, str]] = []
+    if isinstance(obj, dict):
+        label = obj.get("label") or obj.get("name") or obj.get("benchmark")
+        here = f"{where}/{label}" if isinstance(label, str) and label not in where.split("/") else where
+        for k, v in obj.items():
+            if isinstance(v, dict) and v and all(_is_sha256(x) for x in v.values()):
+                out += [(str(f), h, here.strip("/") or k) for f, h in v.items()]
+            else:
+                out += data_hashes(v, here)
+    elif isinstance(obj, list):
+        for v in obj:
+            out += data_hashes(v, where)
+    return list(dict.fromkeys(out))
+
+
 def provenance_section(runs: list[Run]) -> list[Block]:
     out: list[Block] = [Heading("Provenance")]
     for r in runs:
@@ -213,15 +244,23 @@ def provenance_section(runs: list[Run]) -> list[Block]:
             out.append(Para("results.json has no provenance: these numbers cannot be traced to code, models or data."))
         out.append(Bullets([f"git commit: `{p.pop('git_commit', 'not recorded')}`",
                             f"time: {p.pop('time', 'not recorded')}"]))
+        models = p.pop("models", None)
+        if isinstance(models, list) and all(isinstance(m, dict) for m in models) and models:
+            cols = list(dict.fromkeys(k for m in models for k in m))
+            out += [Para("**Models**"), Table(cols, [[m.get(c) if isinstance(m.get(c), str) else
+                                                       json.dumps(m.get(c), default=str) for c in cols]
+                                                      for m in models])]
+        elif models is not None:
+            out += [Para("**Models**"), Code(json.dumps(models, indent=1, default=str))]
         for key, title in (("versions", "Package versions"), ("generation", "Generation settings"),
-                           ("judges", "Judges"), ("models", "Models")):
+                           ("judges", "Judges")):
             if isinstance(p.get(key), dict) and p[key]:
                 out += [Para(f"**{title}**"), _kv_table(p.pop(key))]
             elif key in p:
                 out += [Para(f"**{title}**"), Code(json.dumps(p.pop(key), indent=1, default=str))]
-        files = p.pop("data_files", None)
+        hashes = data_hashes(r.provenance)
         out += [Para("**Data files (sha256)**")]
-        out.append(_kv_table(files, "file", "sha256") if isinstance(files, dict) and files
+        out.append(Table(["file", "sha256", "recorded under"], [list(h) for h in hashes]) if hashes
                    else Para("not recorded"))
         if p:
             out += [Para("**Other provenance**"), Code(json.dumps(p, indent=1, default=str)[:20000])]
@@ -254,6 +293,6 @@ def build_report(runs: list[Run], opts: ReportOptions | None = None) -> list[Blo
                  f"{sum(len(r.samples) for r in runs)} samples, {sum(len(r.judgments) for r in runs)} judgements. "
                  f"Systems: {', '.join(labels[a] for a in arms) or 'none'}. Every number below is read or "
                  "computed from these files.")
-    return [intro, *asr_section(runs, labels), *paired_section(runs, labels, opts), *xstest_section(runs, labels),
+    return [intro, *asr_section(runs, labels), *paired_section(runs, labels, opts), *overrefusal_section(runs, labels),
             *words_section(runs, labels), *traces_section(runs, labels, opts), *judge_section(runs),
             *misc_section(runs), *provenance_section(runs)]

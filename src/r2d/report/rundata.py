@@ -85,11 +85,35 @@ def _join_on_key(judgments: list[dict], samples: list[dict]) -> list[dict]:
     out = []
     for j in judgments:
         s = by_key.get(j.get("key")) if isinstance(j.get("key"), str) else None
+        if s is None and isinstance(j.get("key"), str) and "model" not in j:
+            continue  # a judgement of a sample not in this report (stale or missing)
         if s is not None:
             j = {**{k: s.get(k) for k in (*ARM_FIELDS, "case_id", "benchmark", "subset", "attack", "variant")},
                  **{k: v for k, v in j.items() if v is not None}}
         out.append(j)
     return out
+
+
+def _last_per_key(rows: list[dict], fields: tuple[str, ...]) -> list[dict]:
+    """The runner appends retries: keep the last row per key (rows without the key are all kept)."""
+    out: dict = {}
+    for i, r in enumerate(rows):
+        k = r.get(fields[0])
+        key = (i,) if not isinstance(k, str) else tuple(str(r.get(f)) for f in fields)
+        out.pop(key, None)
+        out[key] = r
+    return list(out.values())
+
+
+_GROUP = (*ARM_FIELDS, "benchmark", "subset", "attack")
+
+
+def _in_cells(samples: list[dict], cells: list[dict]) -> list[dict]:
+    """Samples of the groups results.json reports (samples.jsonl may hold rows of an earlier config)."""
+    groups = {tuple(str(c.get(k)) for k in _GROUP) for c in cells}
+    if not cells or not all(all(k in c for k in _GROUP) for c in cells):
+        return samples
+    return [s for s in samples if tuple(str(s.get(k)) for k in _GROUP) in groups]
 
 
 def is_harmful(row: dict) -> bool | None:
@@ -118,8 +142,9 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
         if not isinstance(c, dict) or "model" not in c:
             raise ValueError(f"{results}: cells[{i}] has no field 'model'")
     notes = data.get("notes") or []
-    samples = _read_jsonl(path / "samples.jsonl")
-    judgments = _join_on_key([_flatten_key(r) for r in _read_jsonl(path / "judgments.jsonl")], samples)
+    samples = _in_cells(_last_per_key(_read_jsonl(path / "samples.jsonl"), ("key",)), data["cells"])
+    judgments = _last_per_key(_read_jsonl(path / "judgments.jsonl"), ("key", "judge"))
+    judgments = _join_on_key([_flatten_key(r) for r in judgments], samples)
     return Run(
         path=path,
         name=name or path.resolve().name,

@@ -183,6 +183,18 @@ def xstest_table(rows: list[XsRow], labels: dict[Arm, str]) -> Table:
                  "unsafe ones refused).")
 
 
+def benign_refusal_rows(runs: list[Run], labels: dict[Arm, str]) -> list[list[str]]:
+    """Refusal rate per benign cell (``refusal_rate`` as written by the eval metrics)."""
+    rows = []
+    for run in runs:
+        for c in run.cells:
+            if is_harmful(c) is False and c.get("refusal_rate") is not None:
+                rows.append([labels[run.arm_of(c)], str(c.get("benchmark")), str(c.get("subset")),
+                             str(c.get("judge")), str(c.get("n")), str(c.get("errors", 0)),
+                             pct(float(c["refusal_rate"]))])
+    return rows
+
+
 # ---------------------------------------------------------------- words (Table 2 / Fig. 5)
 def sample_words(row: dict) -> int:
     """Words the model generated: ``completion_words`` if recorded, else the completion split on
@@ -232,9 +244,12 @@ def case_outcomes(run: Run) -> dict[Arm, dict[tuple, bool]]:
     judgement row does not carry itself."""
     samples = {(run.arm_of(s), str(s.get("case_id"))): s for s in run.samples}
     with_variant = any("variant" in c for c in run.cells)  # group like the cells do
+    known = set(run.arms())
     out: dict[Arm, dict[tuple, bool]] = defaultdict(dict)
     for j in run.judgments:
         arm, cid = run.arm_of(j), str(j.get("case_id"))
+        if arm not in known:
+            continue
         s = samples.get((arm, cid), {})
         v = j.get("verdict") or {}
         if s.get("error") or v.get("error") or j.get("error") or v.get("jailbroken") is None:
