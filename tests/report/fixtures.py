@@ -58,10 +58,9 @@ def make_run(path: Path, models=("base", "r2d"), xstest: bool = True, per_case: 
                 key = {"model": label, "defense": "none", "policy": "raw", "case_id": s["case_id"]}
                 if string_keys:
                     s["key"] = key = f"{label}|none|raw|{s['case_id']}"
-                judgments.append({"key": key, "judge": "refusal",
-                                  "verdict": {"jailbroken": None if err else is_jb, "refused": None if err else not is_jb,
-                                              "label": None, "score": None, "saw": "answer",
-                                              "error": "judge timeout" if err else None}})
+                verdict = {"jailbroken": None if err else is_jb, "refused": None if err else not is_jb,
+                           "label": None, "score": None, "saw": "answer", "error": "judge timeout" if err else None}
+                judgments.append({"key": key, "judge": "refusal", "verdict": verdict})
             judged = len(HARMFUL) - errors
             cells.append({"model": label, "defense": "none", "policy": "raw", "benchmark": "jbb", "subset": "harmful",
                           "attack": attack, "variant": "aim" if attack == "template" else "", "judge": "refusal",

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from r2d.report import plots
 from r2d.report.render import Block, Bullets, Code, Figure, Heading, Para, Table
 from r2d.report.rundata import Arm, Run, is_harmful
-from r2d.report.tables import (all_arms, benign_refusal_rows, sample_words, arm_labels, asr_grids, asr_table, comparisons_table, paired_comparisons,
-                               word_counts, words_table, xstest_rows, xstest_table)
+from r2d.report.tables import (all_arms, arm_labels, asr_grids, asr_table, benign_refusal_rows, comparisons_table,
+                               paired_comparisons, sample_words, word_counts, words_table, xstest_rows, xstest_table)
 
 
 @dataclass
