@@ -66,6 +66,20 @@ def test_numbers_come_from_the_files(tmp_path):
     assert t.rows[0][1] == "42.0% [30.0, 55.0]"
 
 
+def test_optional_cell_fields_are_shown(tmp_path):
+    run = make_run(tmp_path / "run")
+    data = json.loads((run / "results.json").read_text())
+    data["samples_missing"] = 3
+    c = data["cells"][0]
+    c.update(no_answer=2, asr_no_answer_as_jailbroken=0.8, score_mean=0.25, score_std=0.1, score_n=10)
+    (run / "results.json").write_text(json.dumps(data))
+    assert main(["report", str(run)]) == 0
+    md = (run / "report.md").read_text()
+    assert "60.0% [31.3, 83.2] (2 no answer, ≤80.0%)" in md
+    assert "| base | jbb | harmful | direct | refusal | 10 | 0.250 ± 0.100 |" in md
+    assert "3 test cases have no sample yet" in md
+
+
 def test_compare_two_runs(tmp_path):
     base = make_run(tmp_path / "base_run", models=("base",))
     r2d = make_run(tmp_path / "r2d_run", models=("r2d",), model_names={"r2d": "smollm2-r2d"}, string_keys=True)

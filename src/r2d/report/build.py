@@ -10,7 +10,8 @@ from r2d.report import plots
 from r2d.report.render import Block, Bullets, Code, Figure, Heading, Para, Table
 from r2d.report.rundata import Arm, Run, is_harmful
 from r2d.report.tables import (all_arms, arm_labels, asr_grids, asr_table, benign_refusal_rows, comparisons_table,
-                               paired_comparisons, sample_words, word_counts, words_table, xstest_rows, xstest_table)
+                               paired_comparisons, sample_words, score_rows, word_counts, words_table, xstest_rows,
+                               xstest_table)
 
 
 @dataclass
@@ -59,12 +60,23 @@ def asr_section(runs: list[Run], labels: dict[Arm, str]) -> list[Block]:
     out: list[Block] = [Heading("Attack success rate")]
     grids = asr_grids(runs)
     if not grids:
-        return out + [Para("No ASR cells on a harmful subset in the run(s): this section is empty.")]
+        return out + [Para("No ASR cells on a harmful subset in the run(s): this section is empty.")] + \
+            scores_section(runs, labels)
     for g in grids:
         out += [Heading(f"{g.benchmark} / {g.subset}, judge `{g.judge}`", 3), asr_table(g, labels),
                 Figure(plots.asr_bars(g, labels), _slug("asr", g.benchmark, g.subset, g.judge),
                        f"ASR by attack and system on {g.benchmark}/{g.subset} (judge {g.judge}), 95% CI.")]
-    return out
+    return out + scores_section(runs, labels)
+
+
+def scores_section(runs: list[Run], labels: dict[Arm, str]) -> list[Block]:
+    rows = score_rows(runs, labels)
+    if not rows:
+        return []  # only judges that score (StrongREJECT, pivot) produce this table
+    return [Heading("Judge scores", 3),
+            Table(["system", "benchmark", "subset", "attack", "judge", "n scored", "mean ± std"], rows,
+                  caption="Mean verdict score: StrongREJECT (0 = refused/useless, 1 = specific harmful help); "
+                  "for the pivot judge, the share of answers tagged [UNSAFE].")]
 
 
 def paired_section(runs: list[Run], labels: dict[Arm, str], opts: ReportOptions) -> list[Block]:
@@ -293,6 +305,8 @@ def build_report(runs: list[Run], opts: ReportOptions | None = None) -> list[Blo
                  f"{sum(len(r.samples) for r in runs)} samples, {sum(len(r.judgments) for r in runs)} judgements. "
                  f"Systems: {', '.join(labels[a] for a in arms) or 'none'}. Every number below is read or "
                  "computed from these files.")
-    return [intro, *asr_section(runs, labels), *paired_section(runs, labels, opts), *overrefusal_section(runs, labels),
+    warnings = [Para(f"**Warning:** run `{r.name}` is unfinished: {r.samples_missing} test cases have no "
+                     "sample yet (rerun `r2d eval` with the same config to resume).") for r in runs if r.samples_missing]
+    return [intro, *warnings, *asr_section(runs, labels), *paired_section(runs, labels, opts), *overrefusal_section(runs, labels),
             *words_section(runs, labels), *traces_section(runs, labels, opts), *judge_section(runs),
             *misc_section(runs), *provenance_section(runs)]

@@ -38,6 +38,7 @@ class Run:
     overlap: dict[str, Any] | None = None
     general_ability: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    samples_missing: int = 0  # grid cases results.json says have no sample yet (an unfinished run)
 
     def arm_of(self, row: dict) -> Arm:
         return Arm(self.name, str(row.get("model", "?")), str(row.get("defense") or "none"),
@@ -155,4 +156,5 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
         overlap=data.get("overlap"),
         general_ability=data.get("general_ability"),
         notes=[str(n) for n in notes] if isinstance(notes, list) else [str(notes)],
+        samples_missing=int(data.get("samples_missing") or 0),
     )

@@ -195,6 +195,21 @@ def benign_refusal_rows(runs: list[Run], labels: dict[Arm, str]) -> list[list[st
     return rows
 
 
+def score_rows(runs: list[Run], labels: dict[Arm, str]) -> list[list[str]]:
+    """Cells with a mean judge score (StrongREJECT 0-1; the pivot judge's [UNSAFE] rate)."""
+    rows = []
+    for run in runs:
+        for c in run.cells:
+            mean = c.get("score_mean", c.get("strongreject_mean"))
+            if mean is None:
+                continue
+            std = c.get("score_std")
+            rows.append([labels[run.arm_of(c)], str(c.get("benchmark")), str(c.get("subset")), attack_label(c),
+                         str(c.get("judge")), str(c.get("score_n", c.get("n"))),
+                         f"{float(mean):.3f}" + (f" ± {float(std):.3f}" if std is not None else "")])
+    return rows
+
+
 # ---------------------------------------------------------------- words (Table 2 / Fig. 5)
 def sample_words(row: dict) -> int:
     """Words the model generated: ``completion_words`` if recorded, else the completion split on
