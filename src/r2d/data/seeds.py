@@ -110,8 +110,12 @@ def train_templates(eval_overlap_max: float = 0.3) -> list[dict]:
     from r2d.data.dedup import jaccard, shingles
 
     evals = [shingles(t, 5) for t in eval_template_texts()]
-    return [t for t in _split("train")
-            if not any(jaccard(shingles(t["text"], 5), e) >= eval_overlap_max for e in evals)]
+    out = []
+    for t in _split("train"):
+        sh = shingles(t["text"], 5)
+        if not any(jaccard(sh, e) >= eval_overlap_max for e in evals):
+            out.append(t)
+    return out
 
 
 def eval_template_texts() -> set[str]:
