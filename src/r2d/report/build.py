@@ -306,7 +306,8 @@ def build_report(runs: list[Run], opts: ReportOptions | None = None) -> list[Blo
                  f"Systems: {', '.join(labels[a] for a in arms) or 'none'}. Every number below is read or "
                  "computed from these files.")
     warnings = [Para(f"**Warning:** run `{r.name}` is unfinished: {r.samples_missing} test cases have no "
-                     "sample yet (rerun `r2d eval` with the same config to resume).") for r in runs if r.samples_missing]
-    return [intro, *warnings, *asr_section(runs, labels), *paired_section(runs, labels, opts), *overrefusal_section(runs, labels),
-            *words_section(runs, labels), *traces_section(runs, labels, opts), *judge_section(runs),
-            *misc_section(runs), *provenance_section(runs)]
+                     "sample yet (rerun `r2d eval` with the same config to resume).")
+                for r in runs if r.samples_missing]
+    return [intro, *warnings, *asr_section(runs, labels), *paired_section(runs, labels, opts),
+            *overrefusal_section(runs, labels), *words_section(runs, labels), *traces_section(runs, labels, opts),
+            *judge_section(runs), *misc_section(runs), *provenance_section(runs)]
