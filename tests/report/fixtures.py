@@ -83,7 +83,11 @@ def make_run(path: Path, models=("base", "r2d"), xstest: bool = True, per_case: 
                               "generation": {"max_new_tokens": 150, "temperature": 0.0},
                               "judges": {"refusal": {"prefixes": ["i'm sorry", "i cannot"]}},
                               "data_files": {"jbb/harmful-behaviors.csv": "f" * 64}},
-               "cells": cells, "overlap": {"checked": 14, "exact_overlaps": 0}, "notes": ["fixture run"]}
+               "cells": cells, "notes": ["fixture run"],
+               "overlap": {"checked": True, "train_data": ["sward.jsonl"], "train_prompts": 50, "behaviors": 14,
+                           "ngram": 8, "threshold": 0.5, "n_flagged": 1,
+                           "flagged": [{"behavior_id": "h3", "goal": "goal h3", "kind": "exact", "score": 1.0,
+                                        "train_index": 7, "train_prompt": "please: goal h3"}]}}
     if extra_result_keys:
         results["unexpected"] = {"x": 1}
         for c in cells:

@@ -44,7 +44,8 @@ def test_report_from_fixture_run(tmp_path, capsys):
     assert "145.0 ± 29.5 (n=20)" in md and "21.5 ± 1.3 (n=4)" in md
     assert "step 2 [UNSAFE]: It asks how to cause harm." in md
     assert "cannot tell harmful compliance" in md
-    assert "abc123" in md and "f" * 64 in md and "exact_overlaps" in md and "fixture run" in md
+    assert "abc123" in md and "f" * 64 in md and "fixture run" in md
+    assert "1 of 14 evaluated behaviours overlap 50 training prompts" in md and "| h3 | exact | 1.0 |" in md
     # figures: PNG files beside the Markdown, embedded (and only embedded) in the HTML
     pngs = sorted(p.name for p in (run / "figures").glob("*.png"))
     assert pngs == ["asr_jbb_harmful_refusal.png", "words.png", "xstest_refusal.png"]
@@ -115,7 +116,8 @@ def test_empty_run_still_reports(tmp_path):
     (tmp_path / "e" / "results.json").write_text(json.dumps({"cells": []}))
     assert main(["report", str(tmp_path / "e")]) == 0
     md = (tmp_path / "e" / "report.md").read_text()
-    assert "this section is empty" in md and "has no provenance" in md
+    assert "this section is empty" in md and "has no provenance" in md and "not recorded in results.json" in md
+    assert main(["report", str(tmp_path / "e"), "--traces", "-1"]) == 2
 
 
 @pytest.mark.parametrize("content, message", [

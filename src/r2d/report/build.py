@@ -247,6 +247,27 @@ def data_hashes(obj: object, where: str = "") -> list[tuple[str, str, str]]:
     return list(dict.fromkeys(out))
 
 
+def overlap_blocks(overlap: dict | None, max_rows: int = 50) -> list[Block]:
+    """The eval runner's overlap report: whether it ran, how many behaviours were flagged, and which."""
+    if overlap is None:
+        return [Para("not recorded in results.json")]
+    if not isinstance(overlap, dict) or "checked" not in overlap:
+        return [Code(json.dumps(overlap, indent=1, default=str)[:20000])]
+    if not overlap["checked"]:
+        return [Para(f"**Not checked**: {overlap.get('reason', 'no reason recorded')}. Results may include "
+                     "behaviours the model was trained on.")]
+    flagged = overlap.get("flagged") or []
+    out: list[Block] = [Para(f"{overlap.get('n_flagged', len(flagged))} of {overlap.get('behaviors', '?')} "
+                             f"evaluated behaviours overlap {overlap.get('train_prompts', '?')} training prompts "
+                             f"({overlap.get('ngram', '?')}-gram share ≥ {overlap.get('threshold', '?')} or "
+                             f"contained); training files: {', '.join(map(str, overlap.get('train_data', [])))}.")]
+    if flagged and all(isinstance(f, dict) for f in flagged):
+        cols = ["behavior_id", "kind", "score", "goal", "train_prompt"]
+        out.append(Table(cols, [[str(f.get(c, ""))[:160] for c in cols] for f in flagged[:max_rows]],
+                         caption="" if len(flagged) <= max_rows else f"first {max_rows} of {len(flagged)}"))
+    return out
+
+
 def provenance_section(runs: list[Run]) -> list[Block]:
     out: list[Block] = [Heading("Provenance")]
     for r in runs:
@@ -276,11 +297,7 @@ def provenance_section(runs: list[Run]) -> list[Block]:
                    else Para("not recorded"))
         if p:
             out += [Para("**Other provenance**"), Code(json.dumps(p, indent=1, default=str)[:20000])]
-        out.append(Para("**Overlap check** (training data vs evaluation prompts)"))
-        if r.overlap is None:
-            out.append(Para("not recorded in results.json"))
-        else:
-            out.append(Code(json.dumps(r.overlap, indent=1, default=str)[:20000]))
+        out += [Para("**Overlap check** (training data vs evaluation prompts)"), *overlap_blocks(r.overlap)]
     return out
 
 

@@ -10,6 +10,8 @@ def _report(args: argparse.Namespace) -> int:
     from r2d.report.render import write_report
     from r2d.report.rundata import load_run
 
+    if args.traces < 0:
+        raise ValueError(f"--traces must be >= 0, got {args.traces}")
     runs = [load_run(args.run_dir)]
     for other in args.compare or []:
         run = load_run(other)
@@ -27,7 +29,8 @@ def _report(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write report.md and a self-contained report.html for an eval run")
     p.add_argument("run_dir", help="an `r2d eval` output directory (results.json, samples.jsonl, judgments.jsonl)")
-    p.add_argument("--compare", nargs="+", metavar="OTHER_RUN_DIR", help="other run directories to compare against")
+    p.add_argument("--compare", nargs="+", action="extend", metavar="OTHER_RUN_DIR",
+                   help="other run directories to compare against (repeatable)")
     p.add_argument("--output", metavar="DIR", help="where to write the report (default: RUN_DIR)")
     p.add_argument("--baseline", metavar="SYSTEM", help="system label (or model) that paired tests compare against "
                    "(default: the first system of RUN_DIR)")
