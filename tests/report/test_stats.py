@@ -60,6 +60,14 @@ def test_newcombe_interval_contains_estimate_and_is_bounded(a, b, c, d):
     assert -1.0 <= lo <= diff + 1e-12 and diff - 1e-12 <= hi <= 1.0
 
 
+def test_newcombe_interval_matches_published_example():
+    # Bentur et al. (2009) airway hyper-responsiveness, as worked in Fagerland, Lydersen & Laake,
+    # "Statistical Analysis of Contingency Tables" ch. 8: both 1, only-before 1, only-after 7, neither 12;
+    # Newcombe square-and-add interval for before - after: -0.507 to -0.026 (ours is after - before).
+    lo, hi = paired_diff_ci(1, 1, 7, 12)
+    assert lo == pytest.approx(0.026, abs=1e-3) and hi == pytest.approx(0.507, abs=1e-3)
+
+
 def test_newcombe_interval_narrows_with_more_cases():
     lo1, hi1 = paired_diff_ci(2, 5, 1, 2)
     lo2, hi2 = paired_diff_ci(20, 50, 10, 20)

@@ -4,8 +4,8 @@ paired-difference interval.
 Two systems evaluated on the *same* test cases are compared on the discordant pairs only
 (b: jailbroken under A but not B, c: the reverse); the exact McNemar test is the two-sided binomial
 test of b against Binomial(b + c, 1/2). The interval for the paired ASR difference is Newcombe's
-(1998) method 10 (Wilson score limits of each rate combined with the phi correlation), which stays
-inside [-1, 1] and behaves at 0 and 100%, unlike the Wald interval.
+(1998) method 10, the "square-and-add" interval (Wilson score limits of each rate combined with the
+estimated correlation), which stays inside [-1, 1] and behaves at 0 and 100%, unlike the Wald interval.
 """
 
 from __future__ import annotations
@@ -50,8 +50,11 @@ def paired_diff_ci(a: int, b: int, c: int, d: int, z: float = Z95) -> tuple[floa
     p1, p2 = (a + b) / n, (a + c) / n
     l1, u1 = wilson_ci(a + b, n, z)
     l2, u2 = wilson_ci(a + c, n, z)
+    # Newcombe's correlation estimate, with ad - bc shrunk by n/2 when positive (0 if it drops below)
     denom = (a + b) * (c + d) * (a + c) * (b + d)
-    phi = (a * d - b * c) / math.sqrt(denom) if denom > 0 else 0.0
+    cross = a * d - b * c
+    cross = cross - n / 2 if cross > n / 2 else (0.0 if cross >= 0 else cross)
+    phi = cross / math.sqrt(denom) if denom > 0 else 0.0
     delta = p2 - p1
     lower = delta - math.sqrt(max(0.0, (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2))
     upper = delta + math.sqrt(max(0.0, (u2 - p2) ** 2 - 2 * phi * (u2 - p2) * (p1 - l1) + (p1 - l1) ** 2))
