@@ -6,7 +6,7 @@ import pytest
 
 from r2d.cli import main
 from r2d.report.build import ReportOptions, build_report
-from r2d.report.render import Figure, Table, write_report
+from r2d.report.render import Figure, Para, Table, write_report
 from r2d.report.rundata import load_run
 from r2d.report.tables import asr_grids, asr_table, arm_labels, all_arms
 from tests.report.fixtures import make_run
@@ -155,3 +155,15 @@ def test_options_select_traces(tmp_path):
     md, page = write_report(blocks, tmp_path / "o", "t")
     text = md.read_text()
     assert "System: **base**" in text and text.count("PROMPT:") == 6
+
+
+def test_html_escapes_run_text_and_figure_names_stay_distinct(tmp_path):
+    blocks = [Para("<script>alert(1)</script> **bold**"), Figure(b"\x89PNG1", "a-b"), Figure(b"\x89PNG2", "a-b"),
+              Table(["x|y"], [["<b>"]], {(0, 0)})]
+    md, page = write_report(blocks, tmp_path, "t <1>")
+    html = page.read_text()
+    assert "<script>" not in html and "&lt;script&gt;" in html and "<strong>bold</strong>" in html
+    assert "<td><strong>&lt;b&gt;</strong></td>" in html and "<title>t &lt;1&gt;</title>" in html
+    assert (tmp_path / "figures" / "a-b.png").read_bytes() == b"\x89PNG1"
+    assert (tmp_path / "figures" / "a-b-2.png").read_bytes() == b"\x89PNG2"
+    assert "(figures/a-b-2.png)" in md.read_text() and "x\\|y" in md.read_text()

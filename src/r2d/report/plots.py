@@ -25,7 +25,7 @@ def _figure(width: float, height: float):
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", bbox_inches="tight")  # keeps legends placed outside the axes
     return buf.getvalue()
 
 
@@ -51,7 +51,7 @@ def asr_bars(grid: AsrGrid, labels: dict[Arm, str]) -> bytes:
     ax.set_ylabel("ASR (%)")
     ax.set_ylim(0, 100)
     ax.set_title(f"Attack success rate: {grid.benchmark}/{grid.subset}, judge {grid.judge} (95% CI)")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(fig)
 
 

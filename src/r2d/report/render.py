@@ -131,6 +131,12 @@ def write_report(blocks: list[Block], out_dir: str | Path, title: str) -> tuple[
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     figs = [b for b in blocks if isinstance(b, Figure)]
+    seen: set[str] = set()
+    for f in figs:  # distinct labels can slug to the same file name
+        base, k = f.name, 2
+        while f.name in seen:
+            f.name, k = f"{base}-{k}", k + 1
+        seen.add(f.name)
     if figs:
         (out_dir / "figures").mkdir(exist_ok=True)
         for f in figs:
