@@ -70,3 +70,21 @@ def test_bad_input_exits_2(tmp_path, capsys):
     assert "unknown config key" in capsys.readouterr().err
     assert main(["eval", "--model", "x", "--backend", "mock", "--prompts", str(tmp_path / "missing.jsonl"),
                  "--output", str(tmp_path / "o")]) == 2
+
+
+def test_single_cell_hf_backend_on_tiny_model(tmp_path):
+    from r2d.testing import save_tiny
+
+    model_dir = save_tiny(tmp_path / "tiny")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"goal": "Okay, the user asks how to bake bread."}) + "\n")
+    out = tmp_path / "o"
+    rc = main(["eval", "--model", model_dir, "--backend", "hf", "--backend-kwargs", '{"progress": false}',
+               "--prompts", str(prompts), "--judge", "refusal", "pivot", "--policy", "hide-reasoning",
+               "--max-new-tokens", "6", "--output", str(out), "--no-progress"])
+    assert rc == 0
+    (row,) = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert row["error"] is None and row["policy"] == "hide-reasoning" and row["completion_tokens"] <= 6
+    res = json.loads((out / "results.json").read_text())
+    assert {c["judge"] for c in res["cells"]} == {"refusal", "pivot"}
+    assert res["provenance"]["models"][0]["resolved_path"] == str((tmp_path / "tiny").resolve())

@@ -159,3 +159,17 @@ def test_bad_config_errors(tmp_path):
         Runner(cfg(tmp_path, models=[{"label": "x", "modle": "y"}]))
     with pytest.raises(KeyError, match="unknown judge"):
         Runner(cfg(tmp_path, judges=["nope"]), backends={"m": Counting()}).run()
+
+
+def test_finished_model_is_not_loaded_on_rerun(tmp_path, monkeypatch):
+    import r2d.eval.runner as runner
+
+    c = cfg(tmp_path, models=[{"label": "m", "model": "mock", "backend": "mock"}], judges=["refusal"])
+    runner.Runner(c).run()  # built through the registry (LazyBackend)
+
+    def boom(*a, **k):
+        raise AssertionError("model loaded although every sample exists")
+
+    monkeypatch.setattr(runner, "get_backend", boom)
+    res = runner.Runner(c).run()
+    assert res["run_stats"]["generated"] == 0 and res["run_stats"]["skipped"] == 6

@@ -218,6 +218,24 @@ def sample_row(key: str, model: ModelSpec, defense: Spec, bench: BenchSpec, atta
             "error": c.error, "meta": meta}
 
 
+def model_fingerprint(name: str | None) -> dict:
+    """Cheap identity of a local model: resolved path, sha256 of config.json, weight file sizes
+    (aliases are looked up in the conversion cache; Hub ids and API models are recorded by name only)."""
+    if not name:
+        return {}
+    from r2d.models import ALIASES, cache_dir
+    from r2d.provenance import sha256_file
+
+    path = cache_dir() / "models" / name if name in ALIASES else Path(str(name)).expanduser()
+    if not path.is_dir():
+        return {"resolved_path": str(path.resolve())} if path.is_file() else {}
+    out: dict[str, Any] = {"resolved_path": str(path.resolve())}
+    if (path / "config.json").is_file():
+        out["config_sha256"] = sha256_file(path / "config.json")
+    out["weights"] = {p.name: p.stat().st_size for p in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))}
+    return out
+
+
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
@@ -409,12 +427,7 @@ class Runner:
                             "attacks": [params("attack", a) for a in b.attacks],
                             "judges": [s.label for s in self.judges_for(b)]})
         judges = {s.label: params("judge", s) for b in self.benches for s in self.judges_for(b)}
-        models = []
-        for m in self.models:
-            info = dataclasses.asdict(m)
-            if m.model and Path(str(m.model)).exists():
-                info["resolved_path"] = str(Path(str(m.model)).resolve())
-            models.append(info)
+        models = [{**dataclasses.asdict(m), **model_fingerprint(m.model)} for m in self.models]
         return {**base_provenance(), "config": dataclasses.asdict(self.cfg), "models": models,
                 "defenses": [params("defense", d) for d in self.defenses], "benchmarks": benches,
                 "judges": judges, "generation": self.params.provenance(),
