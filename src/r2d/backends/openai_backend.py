@@ -2,8 +2,10 @@
 
 Requests run concurrently (at most ``concurrency`` in flight), with retries and exponential backoff
 (honouring ``Retry-After``) on 429, 5xx, timeouts and connection errors. A request that still fails
-becomes a ``Completion`` with ``error`` set; if every request of a call fails, ``generate`` raises
-one ``ConnectionError`` line instead (a dead endpoint is a user error, not a batch of refusals).
+becomes a ``Completion`` with ``error`` set (``meta["error_kind"]``: http, timeout, unreachable, bad
+response). If *every* request of a call could not reach the server, ``generate`` raises one
+``ConnectionError`` line instead (a dead endpoint is a setup error, not a batch of records);
+``fail_fast=False`` returns the error records in that case too.
 Split-out reasoning (``reasoning_content`` or ``reasoning``) lands in ``Completion.reasoning``.
 
 ``local_template=True`` renders the chat template here (r2d's tokenizer for ``tokenizer`` or
@@ -34,7 +36,7 @@ class OpenAIBackend:
     def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int = 8, timeout: float = 120.0, max_retries: int = 4, backoff: float = 0.5,
                  local_template: bool = False, tokenizer: str | None = None, guard: bool = True,
-                 extra_body: dict | None = None, **_: Any) -> None:
+                 extra_body: dict | None = None, fail_fast: bool = True, **_: Any) -> None:
         self.model = model or os.environ.get("R2D_MODEL") or "default"
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1").rstrip("/")
         self.api_key = api_key or os.environ.get("R2D_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
@@ -44,6 +46,7 @@ class OpenAIBackend:
         self.backoff = float(backoff)
         self.guard = guard
         self.extra_body = extra_body or {}
+        self.fail_fast = fail_fast
         self.local_template = local_template
         self._tokenizer = None
         if local_template:
@@ -74,7 +77,7 @@ class OpenAIBackend:
                     return await self._request(client, chat, params)
 
             out = list(await asyncio.gather(*(one(c) for c in chats)))
-        if out and all(c.error for c in out):
+        if self.fail_fast and out and all(c.meta.get("error_kind") == "unreachable" for c in out):
             raise ConnectionError(f"openai backend: all {len(out)} requests to {self.base_url} failed: {out[0].error}")
         return out
 
@@ -96,23 +99,24 @@ class OpenAIBackend:
     async def _request(self, client: httpx.AsyncClient, chat: Chat, params: GenParams) -> Completion:
         path, body = self._payload(chat, params)
         t0 = time.perf_counter()
-        err = ""
+        err, kind = "", ""
         for attempt in range(self.max_retries + 1):
             wait = self.backoff * (2 ** attempt) * (0.75 + 0.5 * random.random())
             try:
                 r = await client.post(path, json=body)
             except httpx.TimeoutException as e:
-                err = f"timeout after {self.timeout:g}s ({type(e).__name__})"
+                err, kind = f"timeout after {self.timeout:g}s ({type(e).__name__})", "timeout"
             except httpx.TransportError as e:
-                err = f"cannot reach {self.base_url}: {type(e).__name__}: {e}"
+                err, kind = f"cannot reach {self.base_url}: {type(e).__name__}: {e}", "unreachable"
             else:
                 if r.status_code == 200:
                     try:
                         return self._parse(r.json(), time.perf_counter() - t0, attempt)
                     except (ValueError, KeyError, IndexError, TypeError) as e:
                         return Completion(finish_reason="error", latency_s=time.perf_counter() - t0,
-                                          error=f"bad response from {self.base_url}{path}: {type(e).__name__}: {e}")
-                err = f"HTTP {r.status_code} from {self.base_url}{path}: {r.text[:200]}"
+                                          error=f"bad response from {self.base_url}{path}: {type(e).__name__}: {e}",
+                                          meta={"error_kind": "bad response"})
+                err, kind = f"HTTP {r.status_code} from {self.base_url}{path}: {r.text[:200]}", "http"
                 if r.status_code not in RETRY_STATUS:
                     break
                 retry_after = r.headers.get("retry-after")
@@ -123,7 +127,8 @@ class OpenAIBackend:
                         pass
             if attempt < self.max_retries:
                 await asyncio.sleep(wait)
-        return Completion(finish_reason="error", error=err, latency_s=time.perf_counter() - t0)
+        return Completion(finish_reason="error", error=err, latency_s=time.perf_counter() - t0,
+                          meta={"error_kind": kind, "retries": attempt})
 
     @staticmethod
     def _parse(data: dict, latency: float, attempt: int) -> Completion:
