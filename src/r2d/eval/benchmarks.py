@@ -273,29 +273,25 @@ EVAL_BENCHMARKS = ("jbb", "harmbench", "xstest", "advbench", "strongreject")
 
 
 def all_eval_prompts(download: bool = False) -> dict[str, list[str]]:
-    """Benchmark name -> every prompt text it can produce (all subsets and splits), for decontaminating
-    training data. Benchmarks whose files are missing are skipped with a warning (no download unless
-    ``download``)."""
-    loaders = {
-        "jbb": lambda: JBB(download=download).load(),
-        "harmbench": lambda: HarmBench("all", download=download).load("standard")
-        + HarmBench("all", download=download).load("contextual") + HarmBench("all", download=download).load("copyright"),
-        "xstest": lambda: XSTest(download=download).load(),
-        "advbench": lambda: AdvBench(download=download).load(),
-        "strongreject": lambda: StrongREJECT(download=download).load("full")
-        + StrongREJECT(download=download).load("small"),
-    }
+    """Benchmark name -> every prompt text it can produce (all subsets and splits, HarmBench contextual
+    prompts also with their context), for decontaminating training data. A benchmark part whose files
+    are missing is skipped with a warning (nothing is downloaded unless ``download``)."""
+    parts: list[tuple[Any, str | None]] = [
+        (JBB(download=download), None), (HarmBench("all", download=download), "standard"),
+        (HarmBench("all", download=download), "contextual"), (HarmBench("all", download=download), "copyright"),
+        (XSTest(download=download), None), (AdvBench(download=download), None),
+        (StrongREJECT(download=download), "full"), (StrongREJECT(download=download), "small")]
     out: dict[str, list[str]] = {}
-    for name, load in loaders.items():
+    for bench, subset in parts:
         try:
-            behaviors = load()
+            behaviors = bench.load(subset)
         except (FileNotFoundError, ConnectionError) as e:
-            warnings.warn(f"decontamination: skipping benchmark {name}: {e}", stacklevel=2)
+            warnings.warn(f"decontamination: skipping benchmark {bench.name}"
+                          f"{'/' + subset if subset else ''}: {e}", stacklevel=2)
             continue
-        prompts = []
+        prompts = out.setdefault(bench.name, [])
         for b in behaviors:
             prompts.append(b.goal)
             if b.context:
                 prompts.append(f"{b.context}\n\n---\n\n{b.goal}")
-        out[name] = list(dict.fromkeys(prompts))
-    return out
+    return {name: list(dict.fromkeys(p)) for name, p in out.items()}

@@ -37,7 +37,7 @@ def allowed_token_mask(tok: Any, vocab: int):
 
 
 def own_gcg(model: Any, tok: Any, request: str, target: str, steps: int, search_width: int, topk: int,
-            suffix_len: int, seed: int, batch_size: int = 64) -> dict:
+            suffix_len: int, seed: int, batch_size: int = 16, allowed: Any = None) -> dict:
     """Run GCG on one behaviour; returns the best suffix (with its leading space; the prompt is
     ``request + suffix``), best loss and the per-step loss trajectory."""
     import torch
@@ -51,12 +51,12 @@ def own_gcg(model: Any, tok: Any, request: str, target: str, steps: int, search_
     b_ids, a_ids, t_ids = enc(before), enc(after), enc(target)
     embed = model.get_input_embeddings()
     vocab = embed.weight.shape[0]
-    allowed = allowed_token_mask(tok, vocab).to(device)
+    allowed = (allowed if allowed is not None else allowed_token_mask(tok, vocab)).to(device)
     suffix = enc(" !" * suffix_len)[:suffix_len]
     suffix = suffix + suffix[-1:] * (suffix_len - len(suffix))
     fixed = lambda ids: torch.tensor(ids, device=device, dtype=torch.long)  # noqa: E731
     b_t, a_t, t_t = fixed(b_ids), fixed(a_ids), fixed(t_ids)
-    t0 = len(b_ids) + suffix_len + len(a_ids)
+    keep = len(t_ids) + 1  # logits only where the target is predicted (plus the last, dropped)
 
     def losses(cands: torch.Tensor) -> torch.Tensor:
         out = []
@@ -65,7 +65,7 @@ def own_gcg(model: Any, tok: Any, request: str, target: str, steps: int, search_
             n = len(c)
             ids = torch.cat([b_t.expand(n, -1), c, a_t.expand(n, -1), t_t.expand(n, -1)], 1)
             with torch.no_grad():
-                logits = model(input_ids=ids).logits[:, t0 - 1:t0 - 1 + len(t_ids)].float()
+                logits = model(input_ids=ids, logits_to_keep=keep).logits[:, :-1].float()
             out.append(F.cross_entropy(logits.transpose(1, 2), t_t.expand(n, -1), reduction="none").mean(1))
         return torch.cat(out)
 
@@ -76,7 +76,7 @@ def own_gcg(model: Any, tok: Any, request: str, target: str, steps: int, search_
         onehot = F.one_hot(cur, vocab).to(embed.weight.dtype).requires_grad_(True)
         with torch.enable_grad():
             emb = torch.cat([embed(b_t), onehot @ embed.weight, embed(a_t), embed(t_t)])[None]
-            logits = model(inputs_embeds=emb).logits[0, t0 - 1:t0 - 1 + len(t_ids)].float()
+            logits = model(inputs_embeds=emb, logits_to_keep=keep).logits[0, :-1].float()
             loss = F.cross_entropy(logits, t_t)
             (grad,) = torch.autograd.grad(loss, [onehot])
         grad = grad.masked_fill(~allowed[None], float("inf"))
@@ -85,11 +85,11 @@ def own_gcg(model: Any, tok: Any, request: str, target: str, steps: int, search_
         pick = torch.randint(0, top.shape[1], (search_width,), generator=gen).to(device)
         cands = cur.expand(search_width, -1).clone()
         cands[torch.arange(search_width, device=device), pos] = top[pos, pick]
-        keep = [i for i, c in enumerate(cands.tolist()) if enc(tok.decode(c)) == c]
-        if not keep:
+        ok = [i for i, c in enumerate(cands.tolist()) if enc(tok.decode(c)) == c]
+        if not ok:
             trajectory.append(trajectory[-1])
             continue
-        cands = cands[keep]
+        cands = cands[ok]
         cl = losses(cands)
         j = int(cl.argmin())
         cur = cands[j]
@@ -100,7 +100,7 @@ def own_gcg(model: Any, tok: Any, request: str, target: str, steps: int, search_
 
 
 def nanogcg_run(model: Any, tok: Any, request: str, target: str, steps: int, search_width: int, topk: int,
-                suffix_len: int, seed: int) -> dict:
+                suffix_len: int, seed: int, allowed: Any = None) -> dict:
     import nanogcg
 
     cfg = nanogcg.GCGConfig(num_steps=steps, search_width=search_width, topk=topk, seed=seed,
@@ -110,7 +110,8 @@ def nanogcg_run(model: Any, tok: Any, request: str, target: str, steps: int, sea
 
     gcg = nanogcg.gcg.GCG(model, tok, cfg)
     # nanogcg only bans non-ASCII/special tokens; also ban added tokens (pivots, <think>) as the own one does
-    allowed = allowed_token_mask(tok, model.get_input_embeddings().weight.shape[0])
+    if allowed is None:
+        allowed = allowed_token_mask(tok, model.get_input_embeddings().weight.shape[0])
     gcg.not_allowed_ids = (~allowed).nonzero().squeeze(1).to(model.device)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
@@ -147,28 +148,29 @@ class GCG(OptimizingAttack):
         self.fallback_reason: str | None = None
         self.mode: str | None = None
 
-    def _run(self, model: Any, tok: Any, request: str, target: str, seed: int) -> dict:
+    def _run(self, model: Any, tok: Any, request: str, target: str, seed: int, allowed: Any) -> dict:
         args = (model, tok, request, target, self.steps, self.search_width, self.topk, self.suffix_len, seed)
         if self.impl == "own" or (self.impl == "auto" and not nanogcg_available()):
             self.used = "own"
-            return own_gcg(*args)
+            return own_gcg(*args, allowed=allowed)
         try:
-            r = nanogcg_run(*args)
+            r = nanogcg_run(*args, allowed=allowed)
             self.used = "nanogcg"
             return r
         except Exception as e:  # nanogcg pins older transformers internals; fall back in auto mode
             if self.impl == "nanogcg":
                 raise
             self.used, self.fallback_reason = "own", f"nanogcg failed: {type(e).__name__}: {e}"[:300]
-            return own_gcg(*args)
+            return own_gcg(*args, allowed=allowed)
 
     def generate(self, behaviors: list[Behavior], target: Backend | None = None) -> list[TestCase]:
         backend, self.mode = self.search_target(target)
         model, tok = model_and_tokenizer(backend)
+        allowed = allowed_token_mask(tok, model.get_input_embeddings().weight.shape[0])
         out = []
         for n, b in enumerate(behaviors):
             req = request_text(b)
-            r = self._run(model, tok, req, target_text(b), self.seed + n)
+            r = self._run(model, tok, req, target_text(b), self.seed + n, allowed)
             out.append(make_case(b, self.name, user(req + r["suffix"]), mode=self.mode, impl=self.used,
                                  suffix=r["suffix"], best_loss=r["loss"], losses=r["losses"],
                                  optimized_on=self.transfer_name() or getattr(backend, "model_name", backend.name)))
