@@ -78,6 +78,8 @@ class Spec:
         params.update(d)
         if label is None:
             simple = [f"{k}={v}" for k, v in params.items() if isinstance(v, (str, int, float, bool))]
+            simple += [f"{k}={'+'.join(map(str, v))}" for k, v in params.items()
+                       if isinstance(v, list) and all(isinstance(x, (str, int, float)) for x in v)]
             label = name + (":" + ",".join(simple) if simple else "")
         return cls(name, str(label), params)
 
