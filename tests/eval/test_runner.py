@@ -173,3 +173,20 @@ def test_finished_model_is_not_loaded_on_rerun(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "get_backend", boom)
     res = runner.Runner(c).run()
     assert res["run_stats"]["generated"] == 0 and res["run_stats"]["skipped"] == 6
+
+
+def test_per_model_defenses_and_per_benchmark_models(tmp_path):
+    """A grid need not be a full product: a model may run a subset of the defenses, and a benchmark
+    entry (e.g. an adaptive attack) may be restricted to some models."""
+    c = cfg(tmp_path, models=[{"label": "base", "model": "mock", "backend": "mock"},
+                              {"label": "r2d", "model": "mock", "backend": "mock", "defenses": ["none"]}],
+            defenses=["none", "self-reminder"],
+            benchmarks=[{"name": "fake-test", "attacks": ["direct"]},
+                        {"name": "fake-test", "label": "only-r2d", "limit": 2, "attacks": ["prefill"], "models": ["r2d"]}])
+    res = Runner(c).run()
+    combos = {(x["model"], x["defense"], x["benchmark"]) for x in res["cells"]}
+    assert ("base", "self-reminder", "fake-test") in combos
+    assert ("r2d", "self-reminder", "fake-test") not in combos
+    assert ("r2d", "none", "only-r2d") in combos and ("base", "none", "only-r2d") not in combos
+    with pytest.raises(ValueError, match="not in the grid"):
+        Runner(cfg(tmp_path, models=[{"label": "x", "model": "mock", "backend": "mock", "defenses": ["icd"]}]))

@@ -97,6 +97,7 @@ class ModelSpec:
     backend: str = "hf"
     backend_kwargs: dict = field(default_factory=dict)
     policy: str = "raw"
+    defenses: list[str] | None = None  # labels of the grid's defenses to run on this model (default: all)
 
     @classmethod
     def parse(cls, raw: Any) -> "ModelSpec":
@@ -111,7 +112,7 @@ class ModelSpec:
         model = raw.get("model", raw.get("name"))
         return cls(label=str(raw.get("label") or raw.get("name") or model), model=model,
                    backend=raw.get("backend", "hf"), backend_kwargs=dict(raw.get("backend_kwargs") or {}),
-                   policy=raw.get("policy") or "raw")
+                   policy=raw.get("policy") or "raw", defenses=raw.get("defenses"))
 
     def backend_key(self) -> str:
         return json.dumps([self.backend, self.model, self.backend_kwargs], sort_keys=True, default=str)
@@ -124,16 +125,18 @@ class BenchSpec:
     limit: int | None
     attacks: list[Spec]
     judges: list[Spec] | None
+    models: list[str] | None = None  # labels of the models this entry runs on (default: all)
 
     @classmethod
     def parse(cls, raw: Any) -> "BenchSpec":
         d = {"name": raw} if isinstance(raw, str) else dict(raw)
-        subset, limit = d.pop("subset", None), d.pop("limit", None)
+        subset, limit, models = d.pop("subset", None), d.pop("limit", None), d.pop("models", None)
         attacks = [Spec.parse(a, "attack") for a in (d.pop("attacks", None) or ["direct"])]
         judges = d.pop("judges", None)
         judges = [Spec.parse(j, "judge") for j in judges] if judges else None
         spec = Spec.parse(d, "benchmark")
-        return cls(spec, subset, int(limit) if limit is not None else None, attacks, judges)
+        return cls(spec, subset, int(limit) if limit is not None else None, attacks, judges,
+                   [str(x) for x in models] if models else None)
 
 
 class LazyBackend:
@@ -264,6 +267,15 @@ class Runner:
             raise ValueError(f"config: model labels must be unique, got {labels}")
         self.defenses = [Spec.parse(d, "defense") for d in cfg.defenses or ["none"]]
         self.benches = [BenchSpec.parse(b) for b in cfg.benchmarks]
+        known_defenses = {d.label for d in self.defenses}
+        for m in self.models:
+            bad = set(m.defenses or []) - known_defenses
+            if bad:
+                raise ValueError(f"config: model {m.label!r} names defenses not in the grid: {', '.join(sorted(bad))}")
+        for b in self.benches:
+            bad = set(b.models or []) - set(labels)
+            if bad:
+                raise ValueError(f"config: benchmark {b.spec.label!r} names unknown models: {', '.join(sorted(bad))}")
         self.judges = [Spec.parse(j, "judge") for j in cfg.judges or []]
         self.given_backends = dict(backends or {})
         self.params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
@@ -300,6 +312,8 @@ class Runner:
     def cases(self, m: ModelSpec, backend: Any) -> list[tuple[BenchSpec, Spec, TestCase]]:
         out = []
         for b in self.benches:
+            if b.models is not None and m.label not in b.models:
+                continue
             behaviors = self.behaviors(b)
             for a in b.attacks:
                 for case in self.component("attack", a).generate(behaviors, target=backend):
@@ -319,6 +333,8 @@ class Runner:
             backend = self.backend_for(m, cache)
             cases = self.cases(m, backend)
             for d in self.defenses:
+                if m.defenses is not None and d.label not in m.defenses:
+                    continue
                 todo = []
                 for b, a, case in cases:
                     k = self.key(m, d, b, a, case)
