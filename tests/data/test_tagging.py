@@ -32,6 +32,8 @@ def test_split_at_teacher_pivots_and_canonical_spelling():
     sp = split_reply("<think>\nHmm. [RETHINK]\n\nBad idea. [UN-SAFE]\n</think>\n\nNo. [Safe]")
     assert sp.steps == [("Hmm.", RETHINK), ("Bad idea.", UNSAFE)] and sp.answer_pivot == SAFE
     assert sp.pivots_from == "teacher" and "pivot spelling normalised" in sp.repairs
+    sp = split_reply("<think>\nOk. [SAFE]\n</think>\n\nDear [Name], thanks. [SAFE]")
+    assert sp.answer == "Dear (Name), thanks." and sp.answer_pivot == SAFE
 
 
 def test_split_without_pivots_paragraphs_then_sentences():

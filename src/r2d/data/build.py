@@ -112,7 +112,7 @@ def filter_seeds(seeds: list[Seed], cfg: BuildConfig) -> tuple[list[Seed], list[
 
     prompts = eval_prompts(cfg.decontam_benchmarks, cfg.decontam_exclude)
     dec = Decontaminator(prompts, cfg.decontam_n, cfg.decontam_threshold)
-    dd = Deduplicator(cfg.dedup_threshold)
+    dd: dict[str, Deduplicator] = {}  # per label: a goal asked directly and wrapped are different examples
     kept, rejected = [], []
     removed: dict[str, int] = {b: 0 for b in prompts}
     for s in seeds:
@@ -122,7 +122,7 @@ def filter_seeds(seeds: list[Seed], cfg: BuildConfig) -> tuple[list[Seed], list[
             rejected.append(_reject(s, "decontam", f"overlaps {m.benchmark} item (containment {m.score:.2f})",
                                     match=m.to_dict()))
             continue
-        d = dd.check(s.id, s.dedup_text)
+        d = dd.setdefault(s.label, Deduplicator(cfg.dedup_threshold)).check(s.id, s.dedup_text)
         if d:
             rejected.append(_reject(s, "dedup", f"{d[0]} duplicate of {d[1]} (jaccard {d[2]})", duplicate_of=d[1]))
             continue

@@ -6,7 +6,7 @@ Splitting: at the teacher's pivots; a reasoning block without pivots is split at
 
 Repairs (anything else is dropped with a logged reason):
 - ``[UN-SAFE]``/``[Unsafe]``/``[ SAFE ]`` spellings (the paper's prompt itself says ``[UN-SAFE]``) ->
-  the canonical pivot;
+  the canonical pivot; other bracketed words (``[Name]`` placeholders) -> ``(Name)``;
 - a missing ``</think>`` when the reasoning's last pivot is followed by a pivot-less paragraph: that
   paragraph is the answer;
 - a missing final pivot (steps and answer get one from the judge).
@@ -53,8 +53,14 @@ class Dropped(ValueError):
     """The reply cannot be turned into a valid example; the message is the logged reason."""
 
 
+_BRACKET_WORD = re.compile(r"\[([A-Za-z][A-Za-z_ -]{1,30})\]")
+
+
 def canonical_pivots(text: str) -> tuple[str, bool]:
+    """Pivot spellings -> canonical pivots; any other bracketed word (a ``[Name]`` placeholder in an
+    answer) -> ``(Name)`` so it cannot be mistaken for an unknown pivot."""
     new = _VARIANT.sub(lambda m: _CANON[re.sub(r"[\s-]", "", m.group(1).lower())], text)
+    new = _BRACKET_WORD.sub(lambda m: m.group(0) if m.group(0) in PIVOTS else f"({m.group(1)})", new)
     return new, new != text
 
 
