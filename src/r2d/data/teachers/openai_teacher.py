@@ -103,7 +103,8 @@ class OpenAITeacher:
                 if r.status_code != 200:
                     return TeacherReply(error=f"HTTP {r.status_code}: {r.text[:200]}", retryable=False)
                 try:
-                    choice = r.json()["choices"][0]
+                    data = r.json()
+                    choice = data["choices"][0]
                     msg = choice["message"]
                 except (ValueError, KeyError, IndexError, TypeError) as e:
                     return TeacherReply(error=f"malformed response: {e}", retryable=True)
@@ -113,7 +114,7 @@ class OpenAITeacher:
                     return TeacherReply(error="empty reply", retryable=True)
                 return TeacherReply(text, meta={"finish_reason": choice.get("finish_reason"),
                                                 "latency_s": round(time.perf_counter() - t0, 3),
-                                                "usage": r.json().get("usage")})
+                                                "usage": data.get("usage")})
         return TeacherReply(error=f"gave up after {self.retries + 1} attempts: {last}", retryable=True)
 
     async def agenerate(self, seeds: list[Seed]) -> list[TeacherReply]:
