@@ -113,10 +113,15 @@ def main() -> None:
     for r in rows:
         r["speedup"] = round(per_row_1 / (r["teacher_s"] / r["examples"]), 2)
         r["speedup_vs_ideal"] = round(r["speedup"] / r["concurrency"], 3)
+    # Diagnostics: the client/server ceiling at zero latency, and c=64 at a longer (1 s) latency.
+    diag = [run_openai(args.n, 64, 0.0), run_openai(args.n, 64, 1.0)]
+    for r in diag:
+        r["x_ideal_vs_latency"] = round(r["ideal_teacher_s"] / r["teacher_s"], 3) if r["ideal_teacher_s"] else None
     tmpl = run_template(ROOT / "configs" / "data" / "quickstart.yaml")
     out = {"provenance": base_provenance() | {"cpu_count": os.cpu_count(),
                                               "load_avg_at_start": os.getloadavg()},
-           "latency_s": args.latency, "n": args.n, "openai_mock": rows, "template_quickstart": tmpl,
+           "latency_s": args.latency, "n": args.n, "openai_mock": rows, "diagnostics_c64": diag,
+           "template_quickstart": tmpl,
            "note": f"concurrency 1 measured on {args.subset1} examples and extrapolated to {args.n}"}
     dest = ROOT / "bench" / "results" / "synthesis_throughput.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -127,6 +132,9 @@ def main() -> None:
         ex = f"{r['examples']} (extrap. {args.n}: {r['extrapolated_teacher_s']} s)" if r["concurrency"] == 1 else r["examples"]
         print(f"| {r['concurrency']} | {ex} | {r['teacher_s']} | {r['build_s']} | {r['rows_per_s']} | "
               f"{r['ideal_teacher_s']} | {r['speedup']} | {r['speedup_vs_ideal']} |")
+    for r in diag:
+        print(f"diagnostic c=64, latency {r['ideal_teacher_s'] * 64 / r['examples']:.1f}s: teacher {r['teacher_s']} s "
+              f"(ideal {r['ideal_teacher_s']} s), {r['rows_per_s']} rows/s, client CPU {r['client_cpu_s']} s")
     print(f"\ntemplate build of {tmpl['config']} (answers=source): {tmpl['seconds']} s, "
           f"{tmpl['accepted']} accepted, {tmpl['rejected']} rejected {tmpl['stages']}")
     print(f"wrote {dest}")
