@@ -137,9 +137,18 @@ def main() -> int:
     from r2d.provenance import base_provenance
 
     t_all = time.perf_counter()
+
+    def stage(msg: str) -> None:
+        print(f"[{time.perf_counter() - t_all:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    stage("openai mock server: concurrency 1 vs 32")
     openai_res = bench_openai(64 if not a.quick else 8, 0.2)
+    stage(f"hf batched vs loop: {openai_res}")
     hf = bench_hf(a.model, a.prompts, a.new_tokens, a.batch_size, a.loop_prompts)
-    pol = bench_policies(hf.pop("backend"), a.policy_prompts, a.policy_tokens, a.batch_size, a.repeats)
+    backend = hf.pop("backend")
+    stage(f"policy overhead: {hf}")
+    pol = bench_policies(backend, a.policy_prompts, a.policy_tokens, a.batch_size, a.repeats)
+    stage("done")
     result = {"provenance": {**base_provenance(), "model": a.model, "torch_threads": torch.get_num_threads(),
                              "cpu": platform.processor() or platform.machine(), "device": "cpu", "dtype": "float32"},
               "settings": vars(a), "hf": hf, "policies": pol, "openai_mock": openai_res,
