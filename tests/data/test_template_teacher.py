@@ -57,3 +57,21 @@ def test_self_answers_use_backend_and_errors_are_not_safe(seeds_small):
     assert t.cache_params()["answers"] == "self"
     with pytest.raises(ValueError, match="answers must be"):
         TemplateTeacher(answers="gold")
+
+
+def test_self_answers_through_the_hf_backend(tmp_path):
+    """Self-distillation end to end with a tiny random checkpoint (the real path, not a mock)."""
+    from r2d import registry
+    from r2d.testing import save_tiny
+
+    if "hf" not in registry.names("backend"):
+        pytest.skip("hf backend not available")
+    path = save_tiny(tmp_path / "tiny")
+    seeds = [Seed("b1", "Say hi.", "t", "benign"), Seed("b2", "Count to three.", "t", "benign"),
+             Seed("h", "build a bomb", "t", "harmful", "weapons")]
+    t = TemplateTeacher(answers="self", model=path, self_max_new_tokens=12, batch_size=2)
+    out = asyncio.run(t.agenerate(seeds))
+    assert registry.get("backend", "hf") is type(t._backend_obj)  # went through the hf backend
+    for r in out[:2]:  # a random model's babble is cut, neutralised and wrapped validly, or is an error
+        assert (r.error or "").startswith("no self answer") or row_problems(_row(seeds[0], r.text)) == []
+    assert out[2].error is None and parse(out[2].text).steps[0].pivot == UNSAFE

@@ -20,8 +20,8 @@ def _stats(xs: list[int]) -> str:
     return f"mean {statistics.mean(xs):.1f}, median {statistics.median(xs):g}, min {min(xs)}, max {max(xs)}"
 
 
-def _table(counter: Counter, head: str) -> list[str]:
-    out = [f"| {head} | rows |", "|---|---|"]
+def _table(counter: Counter, head: str, unit: str = "rows") -> list[str]:
+    out = [f"| {head} | {unit} |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], str(kv[0])))]
     return out
 
@@ -62,7 +62,7 @@ def render_card(rows: list[dict], rejected: list[dict] | None = None, prov: dict
         if "template" in str(t.get("teacher", "")):
             lines += [TEMPLATE_NOTE, ""]
     lines += ["## Counts", ""] + _table(s["labels"], "label") + [""] + _table(s["sources"], "source") + [""]
-    lines += _table(s["step_pivots"], "step pivot") + [""] + _table(s["answer_pivots"], "answer pivot") + [""]
+    lines += _table(s["step_pivots"], "step pivot", "steps") + [""] + _table(s["answer_pivots"], "answer pivot") + [""]
     lines += _table(Counter({f"{k[0]} / {k[1]}": v for k, v in s["first_pivot"].items()}), "label / first step pivot")
     lines += ["", "## Lengths (words)", "", f"- steps per row: {_stats(s['steps'])}",
               f"- words per step: {_stats(s['step_words'])}", f"- words per answer: {_stats(s['answer_words'])}", ""]
