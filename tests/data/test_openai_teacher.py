@@ -60,3 +60,24 @@ def test_concurrency_is_used():
         seeds = [Seed(f"s{i}", f"prompt {i}", "t", "benign") for i in range(16)]
         out = asyncio.run(t.agenerate(seeds))
         assert all(r.error is None for r in out) and srv.max_inflight >= 6
+
+
+def test_rate_limit_spaces_requests():
+    import time
+
+    with MockOpenAIServer() as srv:
+        t = OpenAITeacher(base_url=srv.url, concurrency=8, rps=20)
+        seeds = [Seed(f"s{i}", f"p {i}", "t", "benign") for i in range(10)]
+        t0 = time.perf_counter()
+        out = asyncio.run(t.agenerate(seeds))
+        assert all(r.error is None for r in out) and time.perf_counter() - t0 >= 0.45
+
+
+def test_hf_teacher_through_a_backend():
+    from r2d.data.teachers.hf_teacher import HFTeacher
+
+    t = HFTeacher(backend="mock", backend_kwargs={"rules": [("bomb", "!error")]})
+    out = asyncio.run(t.agenerate(SEEDS))
+    assert out[0].error and out[0].retryable  # a failed generation is an error, not a reply
+    assert split_reply(out[1].text).answer_pivot == SAFE and t.calls == 2
+    assert t._backend.calls[0][0]["content"] == paper_system_prompt()

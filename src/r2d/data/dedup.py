@@ -1,7 +1,8 @@
 """Exact and near-duplicate detection over prompts.
 
 Exact: the normalised text (lower case, punctuation dropped, whitespace collapsed) is hashed.
-Near: word n-gram shingles, a MinHash signature (``num_perm`` salted blake2b hashes) bucketed by LSH
+Near: word n-gram shingles, a MinHash signature (one blake2b hash per shingle, ``num_perm`` random
+affine permutations mod 2^61-1) bucketed by LSH
 bands; every candidate pair sharing a band is confirmed with the exact Jaccard similarity of the
 shingle sets (``threshold``). The first occurrence (in seed order) is kept; later ones are reported
 with the id of the row they duplicate.
@@ -10,6 +11,7 @@ with the id of the row they duplicate.
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from collections import defaultdict
 
@@ -31,8 +33,11 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-def _h(s: str, salt: int) -> int:
-    return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8, salt=salt.to_bytes(8, "little")).digest(), "little")
+_P = (1 << 61) - 1  # a Mersenne prime: the permutations are (a*h + b) mod P over one 64-bit hash per shingle
+
+
+def _h(s: str) -> int:
+    return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little")
 
 
 class Deduplicator:
@@ -43,12 +48,17 @@ class Deduplicator:
             raise ValueError("dedup: num_perm must be a multiple of bands")
         self.threshold, self.ngram, self.num_perm, self.bands = threshold, ngram, num_perm, bands
         self.rows = num_perm // bands
+        rng = random.Random(1234)
+        self.perms = [(rng.randrange(1, _P), rng.randrange(0, _P)) for _ in range(num_perm)]
         self.exact: dict[str, str] = {}
         self.sets: dict[str, set[str]] = {}
         self.buckets: list[dict[tuple, list[str]]] = [defaultdict(list) for _ in range(bands)]
 
     def signature(self, sh: set[str]) -> list[int]:
-        return [min(_h(s, k) for s in sh) for k in range(self.num_perm)] if sh else [0] * self.num_perm
+        if not sh:
+            return [0] * self.num_perm
+        hs = [_h(s) for s in sh]
+        return [min((a * h + b) % _P for h in hs) for a, b in self.perms]
 
     def check(self, rid: str, text: str) -> tuple[str, str, float] | None:
         """None if ``text`` is new; else (kind "exact"|"near", duplicated id, similarity)."""

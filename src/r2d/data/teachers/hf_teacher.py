@@ -1,5 +1,9 @@
 """The ``hf`` teacher: a local reasoning model through an r2d backend (``hf`` by default; ``vllm`` works
-the same), batched, with the paper's safety-aware system prompt unless ``system_prompt`` is given."""
+the same), batched, with the paper's safety-aware system prompt unless ``system_prompt`` is given.
+
+The backend is built with ``guard=False`` (the system prompt is ours and must reach the teacher with its
+literal ``[SAFE]``/``[UNSAFE]``/``[RETHINK]``; seed prompts were already neutralised when the seeds were
+made) and ``expand=False`` (the teacher writes pivots as plain text; no new embedding rows)."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ class HFTeacher:
         self.model, self.backend_name = model, backend
         self.system_prompt = paper_system_prompt() if system_prompt is None else system_prompt
         self.max_new_tokens, self.temperature, self.batch_size = max_new_tokens, temperature, batch_size
-        self.backend_kwargs = backend_kwargs or {}
+        self.backend_kwargs = {"guard": False, "expand": False} | (backend_kwargs or {})
         self._backend = None
         self.calls = 0
 
