@@ -20,12 +20,14 @@ def is_adapter_dir(path: str | Path) -> bool:
     return (Path(path) / ADAPTER_META).is_file()
 
 
-def _tied(model) -> bool:
+def is_tied(model) -> bool:
+    """Input and output embeddings share storage (check on the plain model, before PEFT wraps it:
+    a wrapper's ``.weight`` may be a fresh merged tensor)."""
     out = model.get_output_embeddings()
     return out is None or out.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
 
 
-def token_rows(model, ids: list[int]) -> dict:
+def token_rows(model, ids: list[int], tied: bool) -> dict:
     """The effective (adapter applied) embedding rows of ``ids``, as CPU tensors."""
     import torch
 
@@ -33,22 +35,23 @@ def token_rows(model, ids: list[int]) -> dict:
     with torch.no_grad():
         rows = {"input": model.get_input_embeddings()(idx).detach().float().cpu().contiguous()}
         out = model.get_output_embeddings()
-        if out is not None and not _tied(model):
-            eye = torch.eye(out.in_features, device=idx.device, dtype=out.weight.dtype)
+        if out is not None and not tied:
+            eye = torch.eye(rows["input"].shape[1], device=idx.device, dtype=rows["input"].dtype)
             rows["output"] = out(eye).T[idx].detach().float().cpu().contiguous()  # works through adapters
     return rows
 
 
-def save_adapter(peft_model, tokenizer, out: str | Path, base_model: str, ids: list[int], mode: str) -> None:
+def save_adapter(peft_model, tokenizer, out: str | Path, base_model: str, ids: list[int], mode: str,
+                 tied: bool) -> None:
     from safetensors.torch import save_file
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     peft_model.save_pretrained(out, save_embedding_layers=False)
-    save_file(token_rows(peft_model, ids), str(out / ROWS_FILE))
+    save_file(token_rows(peft_model, ids, tied), str(out / ROWS_FILE))
     tokenizer.save_pretrained(out)
     meta = {"base_model": base_model, "token_ids": ids, "tokens": tokenizer.convert_ids_to_tokens(ids),
-            "vocab_size": len(tokenizer), "mode": mode}
+            "vocab_size": len(tokenizer), "mode": mode, "tied_embeddings": tied}
     (out / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -84,7 +87,7 @@ def load_trained(path: str | Path, dtype: str = "float32"):
     with torch.no_grad():
         emb = model.get_input_embeddings().weight
         emb[ids] = rows["input"].to(emb.dtype)
-        if "output" in rows and not _tied(model):
+        if "output" in rows and not is_tied(model):
             w = model.get_output_embeddings().weight
             w[ids] = rows["output"].to(w.dtype)
     if (path / "adapter_config.json").is_file():

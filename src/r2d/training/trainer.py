@@ -9,15 +9,33 @@ import os
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainingArguments, set_seed
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from r2d.pivots import pivot_ids
 from r2d.training.config import TrainConfig
 from r2d.training.losses import pivot_stats
+from r2d.training.saving import is_tied
 
 CONFIG_FILE = "r2d_train_config.yaml"
 META_FILE = "r2d_train_meta.json"
+
+
+class EpochSeededLengthSampler(LengthGroupedSampler):
+    """transformers' length-grouped sampler with a generator reseeded from (seed, epoch) at each
+    epoch (the stock one draws from the global RNG, so its order changes after a resume)."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return super().__iter__()
 
 
 class R2DTrainer(Trainer):
@@ -55,6 +73,16 @@ class R2DTrainer(Trainer):
             self._acc = {"ce": 0.0, "cpo": 0.0, "n": 0, "piv": 0, "ok": 0}
         super().log(logs, start_time)
 
+    def _get_train_sampler(self, train_dataset=None):
+        """Length-grouped batches (less padding on CPU) in an order fixed by (seed, epoch), so a
+        resumed run sees exactly the batches the uninterrupted run would have seen."""
+        ds = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or not hasattr(ds, "items"):
+            return super()._get_train_sampler(train_dataset)
+        lengths = [len(x["input_ids"]) for x in ds.items]
+        return EpochSeededLengthSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=lengths, seed=self.args.seed)
+
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         """PEFT checkpoints without the full (resized) embedding matrices: the base is rebuilt on
         resume and the new-token rows live in the adapter's trainable-token deltas."""
@@ -72,18 +100,13 @@ class R2DTrainer(Trainer):
             torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
 
 
-def _tied(model) -> bool:
-    out = model.get_output_embeddings()
-    return out is None or out.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
-
-
 def wrap_model(model, cfg: TrainConfig, ids: list[int]):
     """LoRA + trainable new-token rows, new rows only, or full fine-tuning (model returned as is)."""
     from peft import LoraConfig, TrainableTokensConfig, get_peft_model
 
     if cfg.mode == "full":
         return model
-    tied = _tied(model)
+    tied = is_tied(model)
     emb = [n for n, m in model.named_modules() if m is model.get_input_embeddings()][0].split(".")[-1]
     head = [n for n, m in model.named_modules() if m is model.get_output_embeddings()][0].split(".")[-1]
     if cfg.mode == "rows":
@@ -126,7 +149,24 @@ def data_hashes(source: str) -> dict:
     return {"path": str(p.resolve()), "sha256": sha256_file(p)} if p.is_file() else {"hub_id": source}
 
 
-def train(cfg: TrainConfig) -> R2DTrainer:
+@torch.no_grad()
+def pivot_accuracy(model, dataset, pivots: tuple[int, int, int], batch_size: int = 8, pad_id: int = 0) -> float:
+    """Share of pivot positions where argmax over the 3 pivot columns equals the target."""
+    from r2d.training.collate import PadCollator
+
+    collate, ok, n = PadCollator(pad_id), 0, 0
+    was_training = model.training
+    model.eval()
+    for i in range(0, len(dataset), batch_size):
+        batch = collate([dataset[j] for j in range(i, min(i + batch_size, len(dataset)))])
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        st = pivot_stats(model(**batch).logits, batch["labels"], pivots)
+        ok, n = ok + st.n_correct, n + st.n_pivots
+    model.train(was_training)
+    return ok / n if n else float("nan")
+
+
+def train(cfg: TrainConfig, callbacks: list | None = None) -> R2DTrainer:
     """Run (or resume) a training job described by ``cfg``; returns the finished trainer."""
     from r2d.config import save_config
     from r2d.data.io import load_sward
@@ -140,16 +180,19 @@ def train(cfg: TrainConfig) -> R2DTrainer:
     if not cfg.output:
         raise ValueError("no output directory: pass --output DIR or set output: in the config")
     rows = load_sward(cfg.data)
+    set_seed(cfg.seed)  # LoRA init and resized rows do not depend on what ran before in the process
     model, tok = load_model(cfg.model)
     ids = list(pivot_ids(tok).all)
     dataset = SwardDataset(rows, tok, cfg.max_seq_len, strip=cfg.strip_pivots, source=cfg.data)
+    tied = is_tied(model)
     model = wrap_model(model, cfg, ids)
     model.train()
     out = Path(cfg.output)
     args = training_args(cfg)
     trainer = R2DTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
                          data_collator=PadCollator(tok.pad_token_id), pivots=pivot_ids(tok).pivots,
-                         cpo=cfg.cpo, cpo_weight=cfg.cpo_weight, cpo_rethink=cfg.cpo_rethink)
+                         cpo=cfg.cpo, cpo_weight=cfg.cpo_weight, cpo_rethink=cfg.cpo_rethink,
+                         callbacks=callbacks)
     last = get_last_checkpoint(str(out)) if cfg.resume and out.is_dir() else None
     if trainer.is_world_process_zero():
         out.mkdir(parents=True, exist_ok=True)
@@ -158,7 +201,7 @@ def train(cfg: TrainConfig) -> R2DTrainer:
     if trainer.is_world_process_zero():
         final = trainer.accelerator.unwrap_model(trainer.model)
         if cfg.save_kind == "adapter":
-            save_adapter(final, tok, out, cfg.model, ids, cfg.mode)
+            save_adapter(final, tok, out, cfg.model, ids, cfg.mode, tied)
         else:
             save_merged(final, tok, out)
         meta = {**base_provenance(), "model": cfg.model, "model_path": resolve_model(cfg.model),
