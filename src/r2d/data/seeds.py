@@ -148,8 +148,13 @@ def _trim(text: str) -> str:
 
 
 @registry.register("seedset", "alpaca")
-def alpaca(**_: Any) -> list[Seed]:
-    rows = json.loads(data_file("benign/alpaca_data_1k.json", url=ALPACA_URL).read_text())
+def alpaca(path: str | None = None, **_: Any) -> list[Seed]:
+    """Alpaca instructions (+ input) with their outputs; ``path``: any Alpaca-format JSON (e.g. the full
+    52k ``alpaca_data.json``), default the 1k subset in the data directory."""
+    src = Path(path) if path else data_file("benign/alpaca_data_1k.json", url=ALPACA_URL)
+    if not src.is_file():
+        raise FileNotFoundError(f"alpaca seed file not found: {src}")
+    rows = json.loads(src.read_text())
     out = []
     for i, r in enumerate(rows):
         prompt = _trim(r["instruction"] + (("\n\n" + r["input"]) if r.get("input") else ""))
