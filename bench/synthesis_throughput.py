@@ -5,7 +5,7 @@ concurrency 1, 8 and 64, plus the offline ``template`` build of the quickstart d
 
 Concurrency 1 is measured on ``--subset1`` examples and extrapolated linearly to ``--n`` (said so in
 the output). The mock server runs in its own process. Each measurement is a fresh ``r2d data build`` (fresh cache) over the first ``n`` Alpaca
-seeds; "teacher s" is the time inside ``teacher.agenerate`` only, "build s" the whole build (seed
+seeds; "teacher s" is the span from the first ``teacher.agenerate`` call's start to the last one's end, "build s" the whole build (seed
 loading, dedup/decontamination, tagging, card). Speed-up = per-row teacher time at concurrency 1 /
 per-row teacher time at concurrency c; ideal = c. Writes bench/results/synthesis_throughput.json.
 """
@@ -26,21 +26,27 @@ os.environ.setdefault("R2D_DATA_DIR", str(ROOT.parent / "shared" / "data"))
 
 
 class Timed:
-    """Wraps a teacher, adding up the time spent inside ``agenerate``."""
+    """Wraps a teacher; ``seconds`` = from the first ``agenerate`` start to the last one's end (calls overlap
+    when the engine prefetches the next chunk)."""
 
     def __init__(self, inner):
-        self.inner, self.seconds = inner, 0.0
+        self.inner, self.first, self.last = inner, None, 0.0
         self.name = inner.name
 
     def __getattr__(self, k):
         return getattr(self.inner, k)
 
+    @property
+    def seconds(self) -> float:
+        return self.last - self.first if self.first is not None else 0.0
+
     async def agenerate(self, seeds):
         t0 = time.perf_counter()
+        self.first = t0 if self.first is None else self.first
         try:
             return await self.inner.agenerate(seeds)
         finally:
-            self.seconds += time.perf_counter() - t0
+            self.last = max(self.last, time.perf_counter())
 
 
 def _serve(latency: float, q) -> None:

@@ -26,6 +26,7 @@ def test_openai_teacher_build_cache_and_rerun(tmp_path, data_dir):
         kw = {"teacher": "openai", "teacher_kwargs": {"base_url": srv.url, "concurrency": 4}}
         res = build(_cfg(tmp_path / "a", cache_dir=str(tmp_path / "cache.sqlite"), **kw))
         assert res.teacher_calls == srv.requests > 0 and res.accepted > 0
+        assert srv.max_inflight <= 4  # prefetching the next chunk keeps one shared concurrency limit
         rows = read_jsonl(tmp_path / "a" / "train.jsonl")
         assert all(row_problems(r) == [] for r in rows)
         before = srv.requests

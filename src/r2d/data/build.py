@@ -4,7 +4,8 @@ decontaminate -> ``train.jsonl`` + ``rejected.jsonl`` + ``card.md`` (+ a ``datas
 Order of work, so that no teacher call is spent on a row that would be thrown away: the whole seed
 mixture is first deduplicated and decontaminated (prompt-only, deterministic in seed order), then
 the remaining seeds go to the teacher in chunks of ``chunk_size`` (concurrency is inside the
-teacher), each chunk's replies are cached on disk, split, re-tagged with one judge call, validated,
+teacher; a teacher with ``prefetch`` gets the next chunk while the current one's stragglers finish,
+under one shared concurrency limit), each chunk's replies are cached on disk, split, re-tagged with one judge call, validated,
 and appended to the outputs. Resuming: every seed id already in train.jsonl or rejected.jsonl is
 skipped (rows rejected for a retryable reason are retried when ``retry_errors``), so after a kill
 and a re-run each seed appears exactly once across the two files.
@@ -16,6 +17,7 @@ import asyncio
 import json
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,21 +182,37 @@ async def abuild(cfg: BuildConfig, teacher: Any = None, judge: Any = None) -> Bu
     params = teacher.cache_params()
     prog = _Progress(len(todo), cfg.progress)
     calls_before = getattr(teacher, "calls", 0)
+    chunks = [todo[i:i + cfg.chunk_size] for i in range(0, len(todo), cfg.chunk_size)]
+    depth = 2 if getattr(teacher, "prefetch", False) else 1  # overlap the next chunk with this one's stragglers
+    pending: deque = deque()
+
+    def start(chunk: list[Seed]) -> tuple:
+        keys = [cache_key(params, s.prompt) for s in chunk]
+        hits = cache.get_many(keys)
+        res.cache_hits += sum(k in hits for k in keys)
+        miss = [(s, k) for s, k in zip(chunk, keys) if k not in hits]
+        task = asyncio.ensure_future(teacher.agenerate([s for s, _ in miss])) if miss else None
+        return chunk, keys, hits, miss, task
+
     try:
-        for i in range(0, len(todo), cfg.chunk_size):
-            chunk = todo[i:i + cfg.chunk_size]
-            keys = [cache_key(params, s.prompt) for s in chunk]
-            hits = cache.get_many(keys)
-            res.cache_hits += sum(k in hits for k in keys)
-            miss = [(s, k) for s, k in zip(chunk, keys) if k not in hits]
-            replies = await teacher.agenerate([s for s, _ in miss]) if miss else []
+        nxt = 0
+        while nxt < len(chunks) or pending:
+            while nxt < len(chunks) and len(pending) < depth:
+                pending.append(start(chunks[nxt]))
+                nxt += 1
+            chunk, keys, hits, miss, task = pending.popleft()
+            replies = await task if task else []
             cache.put_many({k: r.to_dict() for (_, k), r in zip(miss, replies) if r.error is None})
             got = {k: TeacherReply(**hits[k]) for k in hits} | {k: r for (_, k), r in zip(miss, replies)}
-            rows, rejects = _tag_chunk(chunk, [got[k] for k in keys], judge, teacher.name)
+            # in a thread, so the next chunk's requests keep flowing while a slow judge runs
+            rows, rejects = await asyncio.to_thread(_tag_chunk, chunk, [got[k] for k in keys], judge, teacher.name)
             append_jsonl(out / "train.jsonl", rows)
             append_jsonl(out / "rejected.jsonl", rejects)
             prog.update(len(chunk))
     finally:
+        for *_, task in pending:
+            if task:
+                task.cancel()
         prog.close()
         cache.close()
     res.teacher_calls = getattr(teacher, "calls", 0) - calls_before

@@ -65,6 +65,12 @@ class OpenAITeacher:
         self.temperature, self.top_p, self.max_tokens = temperature, top_p, max_tokens
         self.concurrency, self.rps, self.retries, self.timeout, self.backoff = concurrency, rps, retries, timeout, backoff
         self.calls = 0  # HTTP requests actually sent (retries included)
+        self._shared: dict | None = None  # semaphore, limiter and client shared by overlapping calls
+        self._users = 0
+
+    # The build engine overlaps one chunk's stragglers with the next chunk's requests (``prefetch``); the
+    # semaphore is shared so at most ``concurrency`` requests are in flight across overlapping calls.
+    prefetch = True
 
     def cache_params(self) -> dict:
         return {"teacher": "openai", "model": self.model, "system_prompt": self.system_prompt,
@@ -117,12 +123,28 @@ class OpenAITeacher:
                                                 "usage": data.get("usage")})
         return TeacherReply(error=f"gave up after {self.retries + 1} attempts: {last}", retryable=True)
 
-    async def agenerate(self, seeds: list[Seed]) -> list[TeacherReply]:
+    def _acquire(self) -> dict:
         import httpx
 
-        sem = asyncio.Semaphore(self.concurrency)
-        limiter = RateLimiter(self.rps)
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        headers = {"Authorization": f"Bearer {self._api_key}"}
-        async with httpx.AsyncClient(timeout=self.timeout, limits=limits, headers=headers) as client:
-            return list(await asyncio.gather(*(self._one(client, sem, limiter, s) for s in seeds)))
+        loop = asyncio.get_running_loop()
+        if self._shared is None or self._shared["loop"] is not loop:
+            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+            self._shared = {"loop": loop, "sem": asyncio.Semaphore(self.concurrency), "limiter": RateLimiter(self.rps),
+                            "client": httpx.AsyncClient(timeout=self.timeout, limits=limits,
+                                                        headers={"Authorization": f"Bearer {self._api_key}"})}
+            self._users = 0
+        self._users += 1
+        return self._shared
+
+    async def _release(self, shared: dict) -> None:
+        self._users -= 1
+        if self._users == 0 and self._shared is shared:
+            self._shared = None
+            await shared["client"].aclose()
+
+    async def agenerate(self, seeds: list[Seed]) -> list[TeacherReply]:
+        sh = self._acquire()
+        try:
+            return list(await asyncio.gather(*(self._one(sh["client"], sh["sem"], sh["limiter"], s) for s in seeds)))
+        finally:
+            await self._release(sh)
