@@ -135,6 +135,7 @@ def training_args(cfg: TrainConfig, **over) -> TrainingArguments:
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         dataloader_num_workers=0,
         disable_tqdm=False, logging_first_step=True,
+        use_cpu=not torch.cuda.is_available(),  # also makes torchrun/accelerate on CPU use gloo DDP
     )
     if cfg.gradient_checkpointing:
         kw["activation_checkpointing"] = True
