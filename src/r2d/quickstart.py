@@ -1,9 +1,130 @@
-"""``r2d quickstart``: the main job (orchestration only)."""
+"""``r2d quickstart``: the main job, orchestration only.
+
+    data build -> train (R2D, --no-cpo, --strip-pivots) -> eval (base, baselines, R2D variants) -> report
+
+Each stage is the ordinary ``r2d`` command (so every stage can be rerun or swapped by hand), driven by
+the YAML files in ``configs/quickstart/``. A finished stage leaves ``OUTPUT/stages/<stage>.json`` (its
+command, seconds and time) and is skipped on a rerun; an unfinished one resumes, since every stage
+command resumes by itself. ``--smoke`` runs the same pipeline on a tiny slice (the test suite does).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+
+def _configs_dir() -> Path:
+    for base in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (base / "configs" / "quickstart" / "quickstart.yaml").is_file():
+            return base / "configs" / "quickstart"
+    raise FileNotFoundError("configs/quickstart/quickstart.yaml not found (run from the r2d checkout)")
+
+
+def _fill(value, out: Path):
+    """Substitute ``{output}`` in every string of a nested config."""
+    if isinstance(value, str):
+        return value.replace("{output}", str(out))
+    if isinstance(value, list):
+        return [_fill(v, out) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, out) for k, v in value.items()}
+    return value
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _write_yaml(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+class Stages:
+    def __init__(self, out: Path) -> None:
+        self.dir = out / "stages"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.timings: dict[str, float] = {}
+
+    def run(self, name: str, argv: list[str]) -> None:
+        from r2d.cli import R2DError, main
+
+        marker = self.dir / f"{name}.json"
+        if marker.is_file():
+            done = json.loads(marker.read_text())
+            self.timings[name] = done["seconds"]
+            print(f"r2d quickstart: [{name}] already done ({done['seconds']:.0f} s), skipping", file=sys.stderr)
+            return
+        print(f"\nr2d quickstart: [{name}] r2d {' '.join(argv)}", file=sys.stderr, flush=True)
+        t0 = time.time()
+        rc = main(argv)
+        if rc:
+            raise R2DError(f"stage {name} failed (exit {rc}); fix it and rerun quickstart to resume")
+        secs = time.time() - t0
+        self.timings[name] = secs
+        marker.write_text(json.dumps({"command": ["r2d", *argv], "seconds": round(secs, 1),
+                                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+
+
+def run(args: argparse.Namespace) -> int:
+    from r2d.provenance import base_provenance
+
+    cdir = _configs_dir()
+    qs = yaml.safe_load((cdir / "quickstart.yaml").read_text())
+    out = Path(args.output or (qs["output_smoke"] if args.smoke else qs["output"]))
+    out.mkdir(parents=True, exist_ok=True)
+    smoke = qs.get("smoke", {}) if args.smoke else {}
+    t0 = time.time()
+    st = Stages(out)
+
+    data_cfg = _write_yaml(out / "configs" / "data.yaml", _merge(
+        yaml.safe_load((cdir / "data.yaml").read_text()), smoke.get("data", {})))
+    st.run("data", ["data", "build", "--config", str(data_cfg), "--output", str(out / "data")])
+    train_data = out / "data" / "train.jsonl"
+
+    train_cfg = _write_yaml(out / "configs" / "train.yaml", _merge(
+        yaml.safe_load((cdir / "train.yaml").read_text()), smoke.get("train", {})))
+    for variant, flags in qs["variants"].items():
+        st.run(f"train-{variant}", ["train", "--config", str(train_cfg), "--data", str(train_data),
+                                    "--output", str(out / "models" / variant), *flags])
+
+    eval_cfg = _merge(yaml.safe_load((cdir / "eval.yaml").read_text()), smoke.get("eval", {}))
+    if args.smoke and "limit" in smoke.get("eval_bench", {}):
+        for b in eval_cfg["benchmarks"]:
+            b["limit"] = min(b.get("limit") or 10**9, smoke["eval_bench"]["limit"])
+    eval_cfg = _fill(eval_cfg, out)
+    eval_cfg["train_data"] = [str(train_data)]
+    eval_path = _write_yaml(out / "configs" / "eval.yaml", eval_cfg)
+    st.run("eval", ["eval", "--config", str(eval_path), "--output", str(out / "eval")])
+
+    st.run("report", ["report", str(out / "eval"), *qs.get("report_args", [])])
+    report = out / "eval" / "report.html"
+    total = time.time() - t0
+    (out / "quickstart.json").write_text(json.dumps({
+        "smoke": bool(args.smoke), "stage_seconds": {k: round(v, 1) for k, v in st.timings.items()},
+        "wall_seconds_this_run": round(total, 1), "report": str(report), "provenance": base_provenance()},
+        indent=2))
+    print("\nr2d quickstart: stage times " + ", ".join(f"{k} {v:.0f}s" for k, v in st.timings.items()),
+          file=sys.stderr)
+    print(f"r2d quickstart: done in {total / 60:.1f} min. Report: {report}", file=sys.stderr)
+    print(report)
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    pass
+    p = sub.add_parser("quickstart", help="the main job: build data, train R2D (+ ablations), evaluate "
+                       "before/after with baselines, write a report", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output", help="output directory (default runs/quickstart, runs/quickstart-smoke with --smoke)")
+    p.add_argument("--smoke", action="store_true", help="the same pipeline on a tiny slice (about 3 minutes)")
+    p.set_defaults(func=run)
