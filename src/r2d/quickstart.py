@@ -50,6 +50,21 @@ def _write_yaml(path: Path, data: dict) -> Path:
     return path
 
 
+def _smoke_eval(cfg: dict, smoke: dict) -> dict:
+    """Shrink an eval grid for --smoke: fewer behaviours, cheaper defenses and attacks."""
+    if not smoke:
+        return cfg
+    cfg = _merge(cfg, smoke.get("eval", {}))
+    limit = smoke.get("eval_bench", {}).get("limit")
+    dparams, aparams = smoke.get("eval_defense_params", {}), smoke.get("eval_attack_params", {})
+    cfg["defenses"] = [_merge(d, dparams.get(d["name"], {})) if isinstance(d, dict) else d for d in cfg["defenses"]]
+    for b in cfg["benchmarks"]:
+        if limit:
+            b["limit"] = min(b.get("limit") or limit, limit)
+        b["attacks"] = [_merge(a, aparams.get(a["name"], {})) if isinstance(a, dict) else a for a in b["attacks"]]
+    return cfg
+
+
 class Stages:
     def __init__(self, out: Path) -> None:
         self.dir = out / "stages"
@@ -83,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
     qs = yaml.safe_load((cdir / "quickstart.yaml").read_text())
     out = Path(args.output or (qs["output_smoke"] if args.smoke else qs["output"]))
     out.mkdir(parents=True, exist_ok=True)
+    if args.data_dir:
+        import os
+
+        os.environ["R2D_DATA_DIR"] = str(Path(args.data_dir).resolve())
     smoke = qs.get("smoke", {}) if args.smoke else {}
     t0 = time.time()
     st = Stages(out)
@@ -98,11 +117,7 @@ def run(args: argparse.Namespace) -> int:
         st.run(f"train-{variant}", ["train", "--config", str(train_cfg), "--data", str(train_data),
                                     "--output", str(out / "models" / variant), *flags])
 
-    eval_cfg = _merge(yaml.safe_load((cdir / "eval.yaml").read_text()), smoke.get("eval", {}))
-    if args.smoke and "limit" in smoke.get("eval_bench", {}):
-        for b in eval_cfg["benchmarks"]:
-            b["limit"] = min(b.get("limit") or 10**9, smoke["eval_bench"]["limit"])
-    eval_cfg = _fill(eval_cfg, out)
+    eval_cfg = _fill(_smoke_eval(yaml.safe_load((cdir / "eval.yaml").read_text()), smoke), out)
     eval_cfg["train_data"] = [str(train_data)]
     eval_path = _write_yaml(out / "configs" / "eval.yaml", eval_cfg)
     st.run("eval", ["eval", "--config", str(eval_path), "--output", str(out / "eval")])
@@ -126,5 +141,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "before/after with baselines, write a report", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", help="output directory (default runs/quickstart, runs/quickstart-smoke with --smoke)")
+    p.add_argument("--data-dir", help="benchmark/seed data directory (else $R2D_DATA_DIR, else download)")
     p.add_argument("--smoke", action="store_true", help="the same pipeline on a tiny slice (about 3 minutes)")
     p.set_defaults(func=run)
