@@ -6,20 +6,38 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from r2d.pivots import pivot_ids
 from r2d.training.config import TrainConfig
-from r2d.training.losses import pivot_stats
+from r2d.training.losses import head_ce_and_pivot_columns, pivot_stats, pivot_targets, stats_from_columns
 from r2d.training.saving import is_tied
 
 CONFIG_FILE = "r2d_train_config.yaml"
 META_FILE = "r2d_train_meta.json"
+
+
+# config fields of models that scale / soft-cap logits after the LM head (as TRL's fused head checks)
+LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier",
+                    "lm_head_multiplier")
+
+
+@contextmanager
+def _returning_input(module: torch.nn.Module):
+    """Make ``module`` (the LM head) return its input for the duration, so the model's forward
+    yields the final hidden states at the ``logits_to_keep`` positions instead of logits."""
+    module.forward = lambda x, *a, **k: x
+    try:
+        yield
+    finally:
+        del module.forward
 
 
 class EpochSeededLengthSampler(LengthGroupedSampler):
@@ -42,17 +60,36 @@ class R2DTrainer(Trainer):
     """Cross-entropy on the assistant turn (the model's own shifted CE; labels are -100 elsewhere)
     plus ``cpo_weight`` x CPO at pivot positions. Logs ``ce_loss``, ``cpo_loss`` and ``pivot_acc``."""
 
+    head_rows = 256  # positions per LM-head chunk: 256 x 49k-vocab fp32 logits = 50 MB
+
     def __init__(self, *args, pivots: tuple[int, int, int], cpo: bool = True, cpo_weight: float = 1.0,
                  cpo_rethink: bool = False, **kw):
         super().__init__(*args, **kw)
         self.pivots, self.cpo, self.cpo_weight, self.cpo_rethink = pivots, cpo, cpo_weight, cpo_rethink
         self.loss_is_scaled_for_ga = False  # both terms are per-batch means: the Trainer divides by GA
         self._acc = {"ce": 0.0, "cpo": 0.0, "n": 0, "piv": 0, "ok": 0}
+        text_cfg = self.accelerator.unwrap_model(self.model).config.get_text_config()
+        self._head_is_last_op = not any(getattr(text_cfg, k, None) is not None for k in LOGIT_TRANSFORMS)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        outputs = model(**inputs)
-        ce = outputs.loss
-        st = pivot_stats(outputs.logits, inputs["labels"], self.pivots, self.cpo_rethink)
+        """Mean CE over label tokens + CPO, with the LM head applied only at positions whose next
+        token is a label, a chunk at a time (``head_ce_and_pivot_columns``): the full fp32
+        [batch, seq, vocab] logits and their gradient are never materialised. The forward still goes
+        through ``model`` (DDP / PEFT wrappers), with its head returning the kept hidden states."""
+        labels = inputs["labels"]
+        keep = F.pad(labels[:, 1:] != -100, (0, 1), value=False)  # position t predicts labels[t + 1]
+        targets = labels[:, 1:][keep[:, :-1]]
+        feed = {k: v for k, v in inputs.items() if k != "labels"}
+        head = self.accelerator.unwrap_model(model).get_output_embeddings()
+        if self._head_is_last_op:
+            with _returning_input(head):
+                hidden = model(**feed, logits_to_keep=keep).logits  # [n, hidden]
+        else:  # the model transforms logits after its head: let it apply the head (kept positions only)
+            hidden, head = model(**feed, logits_to_keep=keep).logits, None
+        ce_sum, z = head_ce_and_pivot_columns(hidden, targets, self.pivots, head, self.head_rows)
+        ce = ce_sum / max(len(targets), 1)
+        hit, cls = pivot_targets(targets, self.pivots)
+        st = stats_from_columns(z[hit], cls, self.cpo_rethink)
         loss = ce + self.cpo_weight * st.cpo if self.cpo else ce
         if model.training:
             a = self._acc
@@ -61,7 +98,7 @@ class R2DTrainer(Trainer):
             a["n"] += 1
             a["piv"] += st.n_pivots
             a["ok"] += st.n_correct
-        return (loss, outputs) if return_outputs else loss
+        return (loss, {"loss": loss, "pivot_logits": z}) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         a = self._acc
