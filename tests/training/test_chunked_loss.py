@@ -15,8 +15,9 @@ def _reference_loss(model, batch, pivots, rethink):
     return out.loss + pivot_stats(out.logits, batch["labels"], pivots, rethink).cpo
 
 
-@pytest.mark.parametrize("mode,rows", [("lora", 7), ("rows", 256), ("full", 5)])
-def test_chunked_loss_equals_full_logits(tmp_path, byte_tok, mode, rows):
+@pytest.mark.parametrize("mode,rows,head_last", [("lora", 7, True), ("rows", 256, True), ("full", 5, True),
+                                                 ("lora", 7, False)])
+def test_chunked_loss_equals_full_logits(tmp_path, mode, rows, head_last):
     from r2d.models import load_model
     from r2d.pivots import pivot_ids
     from r2d.testing import save_tiny
@@ -36,6 +37,7 @@ def test_chunked_loss_equals_full_logits(tmp_path, byte_tok, mode, rows):
     trainer = R2DTrainer(model=model, args=training_args(cfg), processing_class=tok, pivots=pivots,
                          cpo_rethink=True)
     trainer.head_rows = rows  # several chunks, the last one partial
+    trainer._head_is_last_op = head_last  # False: the path for models that scale logits after the head
 
     torch.manual_seed(0)
     ref = _reference_loss(model, batch, pivots, rethink=True)

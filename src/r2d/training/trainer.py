@@ -57,8 +57,8 @@ class EpochSeededLengthSampler(LengthGroupedSampler):
 
 
 class R2DTrainer(Trainer):
-    """Cross-entropy on the assistant turn (the model's own shifted CE; labels are -100 elsewhere)
-    plus ``cpo_weight`` x CPO at pivot positions. Logs ``ce_loss``, ``cpo_loss`` and ``pivot_acc``."""
+    """Mean cross-entropy on the assistant turn (labels are -100 elsewhere; equal to the model's own
+    shifted CE, computed without full logits) plus ``cpo_weight`` x CPO at pivot positions. Logs ``ce_loss``, ``cpo_loss`` and ``pivot_acc``."""
 
     head_rows = 256  # positions per LM-head chunk: 256 x 49k-vocab fp32 logits = 50 MB
 
