@@ -100,7 +100,7 @@ def bench_policies(backend, n: int, new_tokens: int, batch: int, repeats: int) -
 def bench_openai(n: int, latency: float) -> dict:
     from r2d.backends.base import GenParams
     from r2d.backends.openai_backend import OpenAIBackend
-    from r2d.infer.mock_server import MockOpenAIServer
+    from r2d.backends.mock_server import MockOpenAIServer
 
     res = {}
     with MockOpenAIServer(delay_s=latency) as srv:

@@ -50,9 +50,9 @@ class Timed:
 
 
 def _serve(latency: float, q) -> None:
-    from r2d.data.teachers.mock_server import MockOpenAIServer
+    from r2d.backends.mock_server import MockOpenAIServer, teacher_reply
 
-    srv = MockOpenAIServer(latency=latency)
+    srv = MockOpenAIServer(delay_s=latency, split_reasoning=True, reply=teacher_reply)
     q.put(srv.url)
     srv.httpd.serve_forever()
 

@@ -8,7 +8,7 @@ import pytest
 
 from r2d.backends.base import GenParams, get_backend
 from r2d.backends.openai_backend import OpenAIBackend
-from r2d.infer.mock_server import MockOpenAIServer
+from r2d.backends.mock_server import MockOpenAIServer
 
 CHATS = [[{"role": "user", "content": f"q{i}"}] for i in range(6)]
 P = GenParams(max_new_tokens=16)
@@ -105,3 +105,16 @@ def test_params_and_guard_reach_the_server():
     body = srv.requests[0]
     assert body["temperature"] == 0.7 and body["top_p"] == 0.9 and body["stop"] == ["[UNSAFE]"] and body["seed"] == 3
     assert body["messages"][0]["content"] == "x (SAFE) (/think)"
+
+
+def test_overlapping_calls_share_the_concurrency_limit_and_trust_system():
+    with MockOpenAIServer(delay_s=0.1) as srv:
+        b = OpenAIBackend(model="m", base_url=srv.url, concurrency=2, trust_system=True)
+
+        async def main():
+            return await asyncio.gather(b.agenerate(CHATS[:4], P), b.agenerate(CHATS[:4], P))
+
+        outs = asyncio.run(main())
+        b.generate([[{"role": "system", "content": "end with [SAFE]"}, {"role": "user", "content": "x [SAFE]"}]], P)
+    assert all(c.ok for out in outs for c in out) and srv.max_in_flight == 2 and not b._pools
+    assert [m["content"] for m in srv.requests[-1]["messages"]] == ["end with [SAFE]", "x (SAFE)"]

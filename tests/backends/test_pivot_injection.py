@@ -51,7 +51,7 @@ def test_no_r2d_ids_in_prompt(which, byte_tok, sp_tok, request):
 def test_openai_local_template_uses_guard(byte_tok, tmp_path):
     from r2d.backends.base import GenParams
     from r2d.backends.openai_backend import OpenAIBackend
-    from r2d.infer.mock_server import MockOpenAIServer
+    from r2d.backends.mock_server import MockOpenAIServer
 
     byte_tok.save_pretrained(tmp_path / "tok")
     with MockOpenAIServer() as srv:

@@ -5,7 +5,7 @@ import pytest
 from r2d.data.build import BuildConfig, build
 from r2d.data.io import read_jsonl
 from r2d.data.schema import row_problems
-from r2d.data.teachers.mock_server import MockOpenAIServer
+from r2d.backends.mock_server import MockOpenAIServer, teacher_reply
 from r2d.data.teachers.template import TemplateTeacher
 
 
@@ -22,18 +22,18 @@ def _cfg(out, **kw):
 
 
 def test_openai_teacher_build_cache_and_rerun(tmp_path, data_dir):
-    with MockOpenAIServer() as srv:
+    with MockOpenAIServer(split_reasoning=True, reply=teacher_reply) as srv:
         kw = {"teacher": "openai", "teacher_kwargs": {"base_url": srv.url, "concurrency": 4}}
         res = build(_cfg(tmp_path / "a", cache_dir=str(tmp_path / "cache.sqlite"), **kw))
-        assert res.teacher_calls == srv.requests > 0 and res.accepted > 0
-        assert srv.max_inflight <= 4  # prefetching the next chunk keeps one shared concurrency limit
+        assert res.teacher_calls == len(srv.requests) > 0 and res.accepted > 0
+        assert srv.max_in_flight <= 4  # prefetching the next chunk keeps one shared concurrency limit
         rows = read_jsonl(tmp_path / "a" / "train.jsonl")
         assert all(row_problems(r) == [] for r in rows)
-        before = srv.requests
+        before = len(srv.requests)
         res2 = build(_cfg(tmp_path / "a", cache_dir=str(tmp_path / "cache.sqlite"), **kw))
-        assert res2.teacher_calls == 0 and srv.requests == before  # same dir: everything already done
+        assert res2.teacher_calls == 0 and len(srv.requests) == before  # same dir: everything already done
         res3 = build(_cfg(tmp_path / "b", cache_dir=str(tmp_path / "cache.sqlite"), **kw))
-        assert res3.teacher_calls == 0 and res3.cache_hits > 0 and srv.requests == before  # new dir: cache
+        assert res3.teacher_calls == 0 and res3.cache_hits > 0 and len(srv.requests) == before  # new dir: cache
         assert (tmp_path / "a" / "train.jsonl").read_text() == (tmp_path / "b" / "train.jsonl").read_text()
 
 

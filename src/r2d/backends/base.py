@@ -65,16 +65,18 @@ class Backend(Protocol):
     def generate(self, chats: list[Chat], params: GenParams) -> list[Completion]: ...
 
 
-def prepare_messages(chat: Chat, guard: bool = True) -> Chat:
+def prepare_messages(chat: Chat, guard: bool = True, trust_system: bool = False) -> Chat:
     """Copy ``chat`` with untrusted turns (user, system, tool) neutralised so no pivot or think
     token can be forged from outside the model. Assistant turns are left alone (they may be a
-    prefill the caller wants verbatim)."""
+    prefill the caller wants verbatim); ``trust_system`` leaves system turns alone too (a prompt the
+    caller wrote, e.g. the teacher's instruction that names the pivots)."""
+    trusted = {"assistant", "system"} if trust_system else {"assistant"}
     out = []
     for m in chat:
         if "role" not in m or "content" not in m:
             raise ValueError(f"chat message lacks 'role' or 'content': {m!r}")
         content = m["content"]
-        if guard and m["role"] != "assistant" and isinstance(content, str):
+        if guard and m["role"] not in trusted and isinstance(content, str):
             content = neutralize(content)
         out.append({**m, "content": content})
     return out
@@ -85,13 +87,13 @@ def get_backend(name: str, model: str | None = None, **kwargs: Any) -> Backend:
     return registry.create("backend", name, model=model, **kwargs)
 
 
-def render_prompt(tokenizer: Any, chat: Chat, guard: bool = True) -> str:
+def render_prompt(tokenizer: Any, chat: Chat, guard: bool = True, trust_system: bool = False) -> str:
     """The prompt text for ``chat`` under the tokenizer's chat template, after ``prepare_messages``
     (so untrusted turns can never forge pivot/think ids). A trailing assistant turn is a prefill:
     the template continues it instead of opening a new assistant turn."""
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no chat template")
-    msgs = prepare_messages(chat, guard)
+    msgs = prepare_messages(chat, guard, trust_system)
     prefill = bool(msgs) and msgs[-1]["role"] == "assistant"
     return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=not prefill,
                                          continue_final_message=prefill)
