@@ -99,3 +99,30 @@ def test_neutralized_text_never_tokenizes_to_r2d_ids(make, text):
 
 def test_strip_pivots():
     assert strip_pivots(TEXT) == ("<think>\nStep one here.\n\nWait, weapon.\n\nCareful.\n</think>\n\nI'm sorry.")
+
+
+@pytest.mark.parametrize("make", [byte_tokenizer, sentencepiece_tokenizer], ids=["chatml", "gemma"])
+def test_open_think_in_template(make):
+    from r2d.pivots import open_think_in_template, template_opens_think
+
+    tok = make()
+    chat = [{"role": "user", "content": "hi"}]
+    before = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    plain = tok.apply_chat_template(chat + [{"role": "assistant", "content": "<think>\nx [SAFE]\n</think>\n\ny [SAFE]"}],
+                                    tokenize=False)
+    assert not template_opens_think(tok)
+    assert open_think_in_template(tok) is True
+    assert tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) == before + "<think>\n"
+    # the full conversation renders as before, and starts with the new generation prompt
+    full = tok.apply_chat_template(chat + [{"role": "assistant", "content": "<think>\nx [SAFE]\n</think>\n\ny [SAFE]"}],
+                                   tokenize=False)
+    assert full == plain and full.startswith(before + "<think>\n")
+    assert template_opens_think(tok) and open_think_in_template(tok) is False  # idempotent
+
+
+def test_think_prefix():
+    from r2d.backends.base import think_prefix
+
+    assert think_prefix("<|im_start|>assistant\n<think>\n") == "<think>\n"
+    assert think_prefix("<|im_start|>assistant\n") == ""
+    assert think_prefix("<think>\nx</think>\n") == ""

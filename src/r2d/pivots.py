@@ -117,6 +117,34 @@ def _init_rows(tokenizer, model, new: list[str], init: str) -> None:
                 w[row] = vec.to(w.dtype)
 
 
+# --- the chat template opens the think block -------------------------------------------------
+_PROBE = [{"role": "user", "content": "Hello"}]
+
+
+def template_opens_think(tokenizer) -> bool:
+    """Whether the generation prompt of ``tokenizer``'s chat template already ends in ``<think>``."""
+    text = tokenizer.apply_chat_template(_PROBE, tokenize=False, add_generation_prompt=True)
+    return text.rstrip().endswith(THINK_OPEN)
+
+
+def open_think_in_template(tokenizer) -> bool:
+    """Make the chat template's generation prompt end with ``<think>\n`` (as DeepSeek-R1's and
+    Qwen3's do), so an R2D model always starts by reasoning instead of having to choose to. Training
+    then masks ``<think>`` as part of the prompt, and backends put the opened block back in front of
+    the completion (``r2d.backends.base.think_prefix``). Returns whether the template changed.
+    Checked by rendering: the new generation prompt must be the old one plus ``<think>\n``."""
+    template = getattr(tokenizer, "chat_template", None)
+    if not isinstance(template, str) or template_opens_think(tokenizer):
+        return False
+    before = tokenizer.apply_chat_template(_PROBE, tokenize=False, add_generation_prompt=True)
+    tokenizer.chat_template = template + "{% if add_generation_prompt %}" + THINK_OPEN + "\n{% endif %}"
+    after = tokenizer.apply_chat_template(_PROBE, tokenize=False, add_generation_prompt=True)
+    if after != before + THINK_OPEN + "\n":
+        tokenizer.chat_template = template
+        raise ValueError("cannot make this chat template open <think>: its generation prompt is not its last output")
+    return True
+
+
 # --- neutralising untrusted text ---------------------------------------------------------------
 # Any bracketed pivot word or think tag, whatever the case or inner spacing.
 _PIVOT_RE = re.compile(r"\[\s*(safe|unsafe|un-safe|rethink)\s*\]", re.IGNORECASE)

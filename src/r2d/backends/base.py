@@ -87,6 +87,14 @@ def get_backend(name: str, model: str | None = None, **kwargs: Any) -> Backend:
     return registry.create("backend", name, model=model, **kwargs)
 
 
+def think_prefix(prompt: str) -> str:
+    """The opened think block a prompt ends with (``"<think>\\n"``), else ``""``. A template that opens
+    ``<think>`` in its generation prompt (R2D-trained models, R1 distills) leaves it out of the
+    completion; backends put it back so one parser reads every completion the same way."""
+    stripped = prompt.rstrip()
+    return prompt[stripped.rfind("<think>"):] if stripped.endswith("<think>") else ""
+
+
 def render_prompt(tokenizer: Any, chat: Chat, guard: bool = True, trust_system: bool = False) -> str:
     """The prompt text for ``chat`` under the tokenizer's chat template, after ``prepare_messages``
     (so untrusted turns can never forge pivot/think ids). A trailing assistant turn is a prefill:

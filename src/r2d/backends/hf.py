@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from r2d.backends.base import Chat, Completion, GenParams, render_prompt
+from r2d.backends.base import Chat, Completion, GenParams, render_prompt, think_prefix
 from r2d.registry import register
 
 
@@ -76,7 +76,8 @@ class HFBackend:
         import torch
         from tqdm.auto import tqdm
 
-        prompts = [self.prompt_ids(c) for c in chats]
+        texts = [self.render(c) for c in chats]
+        prompts = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         order = sorted(range(len(chats)), key=lambda i: -len(prompts[i]))
         bs = max(1, params.batch_size)
         batches = [order[i:i + bs] for i in range(0, len(order), bs)]
@@ -85,6 +86,9 @@ class HFBackend:
             torch.manual_seed(params.seed)
         for batch in tqdm(batches, desc="generate", unit="batch", disable=not self.progress or len(batches) < 2):
             for i, c in zip(batch, self._generate_batch([prompts[i] for i in batch], params)):
+                opened = think_prefix(texts[i]) if chats[i] and chats[i][-1]["role"] != "assistant" else ""
+                if opened and c.ok:
+                    c.text, c.meta["think_prefix"] = opened + c.text, opened
                 out[i] = c
         return out  # type: ignore[return-value]
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from r2d.backends.base import Chat, Completion, GenParams, prepare_messages, render_prompt
+from r2d.backends.base import Chat, Completion, GenParams, prepare_messages, render_prompt, think_prefix
 from r2d.registry import register
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -168,7 +168,11 @@ class OpenAIBackend:
             else:
                 if r.status_code == 200:
                     try:
-                        return self._parse(r.json(), time.perf_counter() - t0, attempt)
+                        comp = self._parse(r.json(), time.perf_counter() - t0, attempt)
+                        opened = think_prefix(body["prompt"]) if "prompt" in body else ""
+                        if opened:  # the local template opened <think>: put it back in front
+                            comp.text, comp.meta["think_prefix"] = opened + comp.text, opened
+                        return comp
                     except (ValueError, KeyError, IndexError, TypeError) as e:
                         return Completion(finish_reason="error", latency_s=time.perf_counter() - t0,
                                           error=f"bad response from {self.base_url}{path}: {type(e).__name__}: {e}",

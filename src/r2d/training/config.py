@@ -26,6 +26,8 @@ class TrainConfig:
     cpo_rethink: bool = _f(False, "also contrast [RETHINK] positions against both [SAFE] and [UNSAFE] "
                            "(paper: [RETHINK] gets cross-entropy only)")
     strip_pivots: bool = _f(False, "remove pivot tokens from the data (the 'w/o pivot' ablation)")
+    think_in_prompt: bool = _f(True, "the saved chat template opens <think> in its generation prompt (as R1's), "
+                               "so the model always reasons first; <think> is then masked as prompt")
     # LoRA (paper: r 64, alpha 64)
     lora_r: int = _f(16, "LoRA rank")
     lora_alpha: int = _f(32, "LoRA alpha")

