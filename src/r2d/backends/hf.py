@@ -25,7 +25,7 @@ class HFBackend:
     name = "hf"
     supports_logits_processors = True
 
-    def __init__(self, model: Any = None, tokenizer: Any = None, dtype: str = "float32", device: str | None = None,
+    def __init__(self, model: Any = None, tokenizer: Any = None, dtype: str = "auto", device: str | None = "auto",
                  guard: bool = True, progress: bool = True, expand: bool = True, **_: Any) -> None:
         """``model``: an alias/path/Hub id (loaded with ``r2d.models.load_model``) or a loaded
         ``PreTrainedModel`` (then ``tokenizer`` is required)."""
@@ -39,7 +39,7 @@ class HFBackend:
                 raise ValueError("hf backend: a loaded model needs tokenizer=")
             self.model, self.tokenizer = model, tokenizer
             self.model_name = getattr(model.config, "_name_or_path", "") or type(model).__name__
-            if device:
+            if device and device != "auto":
                 self.model.to(device)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

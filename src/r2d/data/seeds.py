@@ -10,7 +10,6 @@ Sets: ``alpaca`` and ``self-instruct`` (benign, with the source answer), ``advbe
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import random
 import re
@@ -27,7 +26,6 @@ _UP = "https://raw.githubusercontent.com"
 ALPACA_URL = f"{_UP}/wujindou/BLOOM-LORA/11c488c/data/alpaca_data_1k.json"
 SELF_INSTRUCT_URL = f"{_UP}/tatsu-lab/stanford_alpaca/761dc5b/seed_tasks.jsonl"
 ADVBENCH_URL = f"{_UP}/llm-attacks/llm-attacks/098262e/data/advbench/harmful_behaviors.csv"
-HUMAN_JB_URL = None  # extracted from HarmBench python source; no plain upstream file
 
 
 @dataclass
@@ -81,23 +79,8 @@ def categorize(text: str) -> str:
 
 
 # --- templates (train split only) ----------------------------------------------------------------
-def _fallback_template_split(split: str) -> list[dict]:
-    """Deterministic 50/50 split of the HarmBench human jailbreaks by sha256 of the template id (used
-    only while ``r2d.eval.attacks.template.template_split`` is not available)."""
-    spec = json.loads(data_file("templates/harmbench_human_jailbreaks.json", url=HUMAN_JB_URL).read_text())
-    out = []
-    for t in spec["templates"]:
-        bucket = int(hashlib.sha256(str(t["id"]).encode()).hexdigest(), 16) % 2
-        if (bucket == 0) == (split == "train"):
-            out.append({"id": f"human/{t['id']}", "text": t["text"]})
-    return out
-
-
 def _split(split: str) -> list[dict]:
-    try:
-        from r2d.eval.attacks.templates import human_jailbreaks, template_split
-    except ImportError:
-        return _fallback_template_split(split)
+    from r2d.eval.attacks.templates import human_jailbreaks, template_split
     texts = human_jailbreaks()
     return [{"id": i, "text": texts[i]} for i in template_split(split)]
 
