@@ -23,7 +23,7 @@ def test_chunked_loss_equals_full_logits(tmp_path, mode, rows, head_last):
     from r2d.testing import save_tiny
     from r2d.training.collate import PadCollator, SwardDataset
 
-    model, tok = load_model(save_tiny(tmp_path / "tiny"))
+    model, tok = load_model(save_tiny(tmp_path / "tiny"), dtype="float32", device=None)
     cfg = TrainConfig(mode=mode, lora_r=4, lora_alpha=8, output=str(tmp_path / "out"), report_to="none")
     model = wrap_model(model, cfg, list(pivot_ids(tok).all)).train()
     torch.manual_seed(1)
@@ -38,6 +38,7 @@ def test_chunked_loss_equals_full_logits(tmp_path, mode, rows, head_last):
                          cpo_rethink=True)
     trainer.head_rows = rows  # several chunks, the last one partial
     trainer._head_is_last_op = head_last  # False: the path for models that scale logits after the head
+    batch = {k: v.to(model.device) for k, v in batch.items()}  # the Trainer put the model on the GPU, if any
 
     torch.manual_seed(0)
     ref = _reference_loss(model, batch, pivots, rethink=True)

@@ -20,10 +20,15 @@ def job(tmp_path):
 
     def make(out="out", **kw):
         base = dict(model=model, data=str(data), output=str(tmp_path / out), max_steps=30, learning_rate=1e-2,
-                    lora_r=4, lora_alpha=8, logging_steps=10, save_steps=10, batch_size=4, report_to="none")
+                    lora_r=4, lora_alpha=8, logging_steps=10, save_steps=10, batch_size=4, report_to="none",
+                    dtype="float32")  # fp32 on a GPU too: the round-trip checks compare logits at 1e-5
         return TrainConfig(**{**base, **kw})
 
     return make
+
+
+def _on(batch, device):
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 def _acc(trainer):
@@ -62,12 +67,12 @@ def test_adapter_round_trip(job, tmp_path):
     cfg = job(max_steps=10)
     trainer = train(cfg)
     model = trainer.model.eval()
-    loaded, tok = load_model(cfg.output)
+    loaded, tok = load_model(cfg.output, dtype="float32", device=None)
     assert len(tok) == len(trainer.processing_class)
-    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
+    batch = _on(trainer.data_collator([trainer.train_dataset[i] for i in range(3)]), model.device)
     batch.pop("labels")
     with torch.no_grad():
-        a, b = model(**batch).logits, loaded(**batch).logits
+        a, b = model(**batch).logits, loaded.to(model.device)(**batch).logits
     assert torch.allclose(a, b, atol=1e-5)
     out = tmp_path / "out"
     with safe_open(out / "adapter_model.safetensors", "pt") as f:
@@ -83,11 +88,12 @@ def test_other_modes_train_and_load(job, mode):
 
     cfg = job(mode=mode, max_steps=30, learning_rate=1e-2 if mode == "rows" else 3e-3)
     trainer = train(cfg)
-    loaded, _ = load_model(cfg.output)
-    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    loaded, _ = load_model(cfg.output, dtype="float32", device=None)
+    model = trainer.model.eval()
+    batch = _on(trainer.data_collator([trainer.train_dataset[i] for i in range(2)]), model.device)
     batch.pop("labels")
     with torch.no_grad():
-        assert torch.allclose(trainer.model.eval()(**batch).logits, loaded(**batch).logits, atol=1e-5)
+        assert torch.allclose(model(**batch).logits, loaded.to(model.device)(**batch).logits, atol=1e-5)
     if mode == "rows":  # only the 5 new rows moved
         n_train = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         assert n_train == 5 * loaded.config.hidden_size

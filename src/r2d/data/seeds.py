@@ -67,7 +67,10 @@ _CATEGORIES: list[tuple[str, str]] = [
 # Words that sound dangerous but are everyday in benign instructions ("kill a process", "shoot a photo").
 EDGY_WORDS = re.compile(r"\b(kill\w*|shoot\w*|attack\w*|steal\w*|weapon\w*|bomb\w*|fight\w*|destroy\w*|hack\w*|"
                         r"poison\w*|explo(?:de|sion|sive)\w*|die|dead|death|crash\w*|fire|gun\w*|war|blow\w*|knife|virus\w*|"
-                        r"drug\w*|crime\w*|illegal|threat\w*|dangerous)\b", re.IGNORECASE)
+                        r"drug\w*|crime\w*|illegal|threat\w*|dangerous|murder\w*|strangl\w*|butcher\w*|exterminat\w*|"
+                        r"eliminat\w*|execut\w*|crack\w*|captur\w*|overthrow\w*|silenc\w*|drown\w*|ambush\w*|"
+                        r"chok\w*|deadly|scam\w*|heist|smash\w*|worm|botnet|ponzi|embezzl\w*|ransomware|extremis\w*)\b",
+                       re.IGNORECASE)
 
 
 def categorize(text: str) -> str:
@@ -221,6 +224,21 @@ def file_seeds(path: str, prompt: str = "prompt", label: str | None = "label", d
         cat = (r.get(category) if category else None) or (categorize(text) if lab != "benign" else "general")
         out.append(Seed(sid, neutralize(text.strip()), f"{p.name}:{n}", lab, cat,
                         (r.get(answer) if answer else None) or None, {"goal": text.strip()}))
+    return out
+
+
+@registry.register("seedset", "contrast")
+def contrast(**_: Any) -> list[Seed]:
+    """r2d's own hand-written benign prompts that SOUND harmful (homonyms, figurative language, safe
+    targets and contexts, definitions, history, safety information), with short reference answers. They
+    teach that alarming words alone are not a reason to refuse. Written for r2d, not taken from any
+    benchmark; the build still decontaminates them against every benchmark (XSTest included)."""
+    path = Path(__file__).resolve().parents[1] / "resources" / "seeds" / "contrast_benign.jsonl"
+    out = []
+    for s in file_seeds(str(path), label=None, category=None, id=None):
+        n = s.origin.rsplit(":", 1)[1]
+        out.append(Seed(f"contrast-{n}", s.prompt, f"r2d-contrast:{n}", "benign", "general", s.answer,
+                        {"edgy": True}))
     return out
 
 
