@@ -123,7 +123,7 @@ def main() -> None:
     diag = [run_openai(args.n, 64, 0.0), run_openai(args.n, 64, 1.0)]
     for r in diag:
         r["x_ideal_vs_latency"] = round(r["ideal_teacher_s"] / r["teacher_s"], 3) if r["ideal_teacher_s"] else None
-    tmpl = run_template(ROOT / "configs" / "data" / "quickstart.yaml")
+    tmpl = run_template(ROOT / "configs" / "quickstart" / "data.yaml")
     out = {"provenance": base_provenance() | {"cpu_count": os.cpu_count(),
                                               "load_avg_at_start": os.getloadavg()},
            "latency_s": args.latency, "n": args.n, "openai_mock": rows, "diagnostics_c64": diag,

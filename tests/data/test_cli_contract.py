@@ -48,7 +48,7 @@ def test_quickstart_config_parses(data_dir):
     from r2d.data.build import BuildConfig
 
     root = Path(__file__).resolve().parents[2]
-    cfg = build_config(BuildConfig, root / "configs" / "data" / "quickstart.yaml")
+    cfg = build_config(BuildConfig, root / "configs" / "quickstart" / "data.yaml")
     assert cfg.size == 300 and cfg.teacher == "template" and cfg.decontam_exclude == ["advbench"]
     paper = build_config(BuildConfig, root / "configs" / "data" / "paper-r1.yaml")
     assert paper.teacher == "openai" and paper.judge == "llama-guard" and paper.size is None

@@ -1,0 +1,113 @@
+"""Render the benchmark JSON files under ``bench/results/`` as the markdown tables of docs/benchmarks.md.
+
+    python bench/summarize.py            # print
+    python bench/summarize.py --write    # replace the generated block in docs/benchmarks.md
+
+Every number comes from a JSON file written by a bench script; the commit each was measured at is printed
+beside it (a ``-dirty`` suffix: uncommitted edits were present).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RES = ROOT / "bench" / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def _load(name: str) -> dict | None:
+    p = RES / f"{name}.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def _commit(d: dict) -> str:
+    prov = d.get("provenance", d)
+    return f"`{str(prov.get('git_commit', '?'))[:12]}`, {str(prov.get('time', '?'))[:16]}"
+
+
+def train(d: dict) -> list[str]:
+    r = d["results"]
+    return [f"### Training throughput (`bench/train_throughput.py`; {_commit(d)})", "",
+            f"smollm2-135m, LoRA r16, batch {d['batch_size']}, {d['steps']} steps, fp32 on 2 CPU cores; each "
+            "trainer in its own process.", "",
+            "| trainer | tokens/s | peak RSS (MB) |", "|---|---|---|",
+            f"| TRL `SFTTrainer` (no CPO, no new-token rows) | {r['trl']['tokens_per_s']:.1f} | {r['trl']['peak_rss_mb']:.0f} |",
+            f"| r2d `R2DTrainer` (SwaRD + CPO, new-token rows) | {r['r2d']['tokens_per_s']:.1f} | {r['r2d']['peak_rss_mb']:.0f} |",
+            "", f"Speed r2d/TRL **{d['speed_ratio_r2d_over_trl']:.2f}×**, peak RSS r2d/TRL "
+            f"**{d['rss_ratio_r2d_over_trl']:.2f}×** (target: {d['target']}).", ""]
+
+
+def generate(d: dict) -> list[str]:
+    h, o, p = d["hf"], d["openai_mock"], d["policies"]
+    s = d["settings"]
+    return [f"### Generation throughput (`bench/generate_throughput.py`; {_commit(d)})", "",
+            "| what | result |", "|---|---|",
+            f"| hf backend, batched (bs {s['batch_size']}, {s['prompts']} prompts, {s['new_tokens']} new tokens) | "
+            f"{h['batched']['tok_per_s']} tok/s |",
+            f"| plain per-prompt `model.generate` loop ({s['loop_prompts']} prompts) | {h['loop']['tok_per_s']} tok/s |",
+            f"| speed-up | **{h['speedup']}×** |",
+            f"| openai backend vs mock server ({o['latency_s']} s latency), concurrency 32 vs 1 | "
+            f"**{o['speedup']}×** ({o['concurrency_32']['req_per_s']} vs {o['concurrency_1']['req_per_s']} req/s) |",
+            *[f"| policy `{k}` overhead vs raw | {v['overhead_pct']}% |" for k, v in p.items() if k != "raw"],
+            "", f"Targets: {d['targets']}.", ""]
+
+
+def synthesis(d: dict) -> list[str]:
+    rows = ["| concurrency | examples | teacher s | rows/s | speed-up | vs ideal (= concurrency) |", "|---|---|---|---|---|---|"]
+    for r in d["openai_mock"]:
+        rows.append(f"| {r['concurrency']} | {r['examples']} | {r['teacher_s']} | {r['rows_per_s']} | {r['speedup']}× | "
+                    f"{r['speedup_vs_ideal']} |")
+    t = d["template_quickstart"]
+    load = d["provenance"].get("load_avg_at_start")
+    return [f"### SwaRD synthesis (`bench/synthesis_throughput.py`; {_commit(d)})", "",
+            f"`openai` teacher against the local mock server ({d['latency_s']} s latency per call), {d['n']} examples "
+            f"({d.get('note', '')}); load average at start {[round(x, 1) for x in load] if load else '?'}.", "", *rows, "",
+            f"Offline template teacher, quickstart config: {t['accepted']} rows accepted, {t['rejected']} rejected, "
+            f"in {t['seconds']} s.", ""]
+
+
+def gpu(d: dict) -> list[str]:
+    rows = ["| what | result |", "|---|---|"]
+    for t in d["train"]:
+        rows.append(f"| train {t['mode']}, bs {t['batch_size']}, {t['steps']} steps, bf16={t['bf16']} | "
+                    f"~{t['tokens_per_s_approx']} tok/s, peak {t['peak_gpu_mem_mb']} MB |")
+    for k in ("generate_base_bs32", "generate_lora_adapter_bs32", "generate_base_bs1"):
+        g = d[k]
+        rows.append(f"| `{k}` ({g['dtype']}, {g['prompts']} prompts, {g['max_new_tokens']} tokens) | "
+                    f"{g['tok_per_s']} tok/s, {g['errors']} errors |")
+    return [f"### GPU path check (`bench/gpu_check.py`; {d['gpu']}, torch {d['torch']}; {_commit(d)})", "",
+            f"Model: {d['model']}. `dtype: auto` chose bf16 on CUDA for training and generation.", "", *rows, ""]
+
+
+def render() -> str:
+    out: list[str] = []
+    for name, fn in (("train_throughput", train), ("generate_throughput", generate),
+                     ("synthesis_throughput", synthesis), ("gpu_check", gpu)):
+        d = _load(name)
+        out += fn(d) if d else [f"### {name}: no results file yet", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write", action="store_true", help="replace the generated block in docs/benchmarks.md")
+    a = ap.parse_args()
+    text = render()
+    if not a.write:
+        print(text)
+        return 0
+    doc = DOC.read_text()
+    if BEGIN not in doc or END not in doc:
+        raise SystemExit(f"{DOC}: no {BEGIN} ... {END} block to replace")
+    head, rest = doc.split(BEGIN, 1)
+    DOC.write_text(head + BEGIN + "\n" + text + END + rest.split(END, 1)[1])
+    print(f"wrote {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
