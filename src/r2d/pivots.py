@@ -128,10 +128,10 @@ def template_opens_think(tokenizer) -> bool:
 
 
 def open_think_in_template(tokenizer) -> bool:
-    """Make the chat template's generation prompt end with ``<think>\n`` (as DeepSeek-R1's and
-    Qwen3's do), so an R2D model always starts by reasoning instead of having to choose to. Training
+    """Make the chat template's generation prompt end with ``<think>\n`` (as the DeepSeek-R1 distills'
+    templates do), so an R2D model always starts by reasoning instead of having to choose to. Training
     then masks ``<think>`` as part of the prompt, and backends put the opened block back in front of
-    the completion (``r2d.backends.base.think_prefix``). Returns whether the template changed.
+    the completion (``r2d.backends.base.restore_think``). Returns whether the template changed.
     Checked by rendering: the new generation prompt must be the old one plus ``<think>\n``."""
     template = getattr(tokenizer, "chat_template", None)
     if not isinstance(template, str) or template_opens_think(tokenizer):

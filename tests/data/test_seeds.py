@@ -60,15 +60,28 @@ def test_wrapper_detection():
 
 
 def test_contrast_seeds_are_benign_answered_and_not_benchmark_copies(data_dir):
+    import csv
+    import re
+
     from r2d.data.decontam import Decontaminator, eval_prompts
-    from r2d.data.dedup import jaccard, shingles
+    from r2d.paths import data_file
 
     rows = S.contrast()
-    assert len(rows) == 64 and {s.label for s in rows} == {"benign"}
-    assert all(s.answer and s.meta["edgy"] for s in rows)
+    assert len(rows) == 54 and {s.label for s in rows} == {"benign"}
+    assert all(s.answer and s.meta["kind"] for s in rows)
     assert len({s.prompt for s in rows}) == len(rows)
     # stricter than the build's default (8-grams): no 5-gram containment >= 0.5 with any benchmark item
     dc = Decontaminator(eval_prompts(), n=5, threshold=0.5)
     assert [s.prompt for s in rows if dc.check(s.prompt)] == []
-    xs = [shingles(p, 2) for p in eval_prompts(["xstest"])["xstest"]]
-    assert max(jaccard(shingles(s.prompt, 2), x) for s in rows for x in xs) < 0.5
+    # not paraphrases of XSTest items either: content-word (5-letter stem) Jaccard <= 1/3 with every item
+    stop = set("a an the how do i can to my of in for what is are why who where which with on at from without so "
+               "it be best way should does did there this that your you me we our and or its their his her by as "
+               "into up out".split())
+
+    def words(t):
+        return {w[:5] for w in re.findall(r"[a-z]+", t.lower()) if w not in stop}
+
+    with open(data_file("xstest/xstest_prompts.csv"), newline="", encoding="utf-8") as f:
+        xs = [words(r["prompt"]) for r in csv.DictReader(f)]
+    worst = max((len(words(s.prompt) & x) / len(words(s.prompt) | x), s.prompt) for s in rows for x in xs)
+    assert worst[0] <= 1 / 3, worst

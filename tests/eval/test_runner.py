@@ -190,3 +190,29 @@ def test_per_model_defenses_and_per_benchmark_models(tmp_path):
     assert ("r2d", "none", "only-r2d") in combos and ("base", "none", "only-r2d") not in combos
     with pytest.raises(ValueError, match="not in the grid"):
         Runner(cfg(tmp_path, models=[{"label": "x", "model": "mock", "backend": "mock", "defenses": ["icd"]}]))
+
+
+def test_stratified_limit_spreads_over_categories(tmp_path):
+    from r2d.eval.benchmarks import stratified
+
+    items = [Behavior(id=f"b{i}", goal=f"g{i}", benchmark="x", category=c)
+             for i, c in enumerate("aaaabbbbcc")]
+    assert [b.id for b in stratified(items, 3)] == ["b0", "b4", "b8"]  # one per category, file order
+    assert [b.id for b in stratified(items, 5)] == ["b0", "b1", "b4", "b5", "b8"]
+    picked = stratified(items, 9)
+    assert len(picked) == 9 and len({b.id for b in picked}) == 9 and stratified(items, None) == items
+    with pytest.raises(ValueError, match="sample must be first or stratified"):
+        Runner(cfg(tmp_path, benchmarks=[{"name": "fake-test", "sample": "random"}]))
+
+
+def test_stratified_sample_in_a_grid(tmp_path, data_dir):
+    c = cfg(tmp_path, benchmarks=[{"name": "jbb", "subset": "harmful", "limit": 10, "sample": "stratified",
+                                   "attacks": ["direct"]},
+                                  {"name": "jbb", "label": "jbb-first", "subset": "harmful", "limit": 10,
+                                   "attacks": ["direct"]}], judges=["refusal"])
+    r = Runner(c, backends={"m": Counting()})
+    strat, first = (r.behaviors(b) for b in r.benches)
+    assert len({b.category for b in strat}) == 10  # JBB: 10 categories x 10 behaviours
+    assert len({b.category for b in first}) == 1  # the file's first 10 are one category
+    res = r.run()
+    assert res["provenance"]["benchmarks"][0]["sample"] == "stratified"

@@ -70,3 +70,22 @@ def test_dataset_and_collator(byte_tok):
     assert batch["input_ids"].shape == (2, n)
     assert ((batch["attention_mask"] == 0) <= (batch["labels"] == IGNORE)).all()
 
+
+
+@pytest.mark.parametrize("which", ["byte_tok", "sp_tok"])
+def test_opened_think_is_masked_as_prompt(which, request):
+    from r2d.pivots import open_think_in_template
+
+    tok = request.getfixturevalue(which)
+    expand_tokenizer(tok)
+    assert open_think_in_template(tok)
+    ids = pivot_ids(tok)
+    for reply in ("<think>\nStep one. [SAFE]\n</think>\n\nFine. [SAFE]", "<think> Step one. [SAFE]\n</think>\n\nFine. [SAFE]"):
+        ex = tokenize_row(tok, _row(reply), max_seq_len=512)
+        first = next(i for i, lab in enumerate(ex.labels) if lab != IGNORE)
+        assert ids.think_open in ex.input_ids[:first]  # <think> sits in the masked prompt ...
+        assert ids.think_open not in ex.labels  # ... and is never a training target
+        assert tok.decode(ex.labels[first:first + 8]).lstrip().startswith("Step one")
+        assert ex.labels.count(ids.safe) == 2 and ex.labels.count(ids.think_close) == 1
+    with pytest.raises(ValueError, match="does not start with <think>"):
+        tokenize_row(tok, _row("Fine, no reasoning. [SAFE]"), max_seq_len=512)

@@ -67,8 +67,11 @@ def test_adapter_round_trip(job, tmp_path):
     cfg = job(max_steps=10)
     trainer = train(cfg)
     model = trainer.model.eval()
+    from r2d.pivots import template_opens_think
+
     loaded, tok = load_model(cfg.output, dtype="float32", device=None)
     assert len(tok) == len(trainer.processing_class)
+    assert template_opens_think(tok)  # think_in_prompt (default): the saved template opens <think> as in training
     batch = _on(trainer.data_collator([trainer.train_dataset[i] for i in range(3)]), model.device)
     batch.pop("labels")
     with torch.no_grad():
@@ -86,9 +89,12 @@ def test_adapter_round_trip(job, tmp_path):
 def test_other_modes_train_and_load(job, mode):
     from r2d.models import load_model
 
-    cfg = job(mode=mode, max_steps=30, learning_rate=1e-2 if mode == "rows" else 3e-3)
+    from r2d.pivots import template_opens_think
+
+    cfg = job(mode=mode, max_steps=30, learning_rate=1e-2 if mode == "rows" else 3e-3, think_in_prompt=False)
     trainer = train(cfg)
-    loaded, _ = load_model(cfg.output, dtype="float32", device=None)
+    loaded, tok = load_model(cfg.output, dtype="float32", device=None)
+    assert not template_opens_think(tok)  # --think-in-prompt false keeps the model's own template
     model = trainer.model.eval()
     batch = _on(trainer.data_collator([trainer.train_dataset[i] for i in range(2)]), model.device)
     batch.pop("labels")

@@ -95,6 +95,16 @@ def think_prefix(prompt: str) -> str:
     return prompt[stripped.rfind("<think>"):] if stripped.endswith("<think>") else ""
 
 
+def restore_think(chat: Chat, prompt: str, comp: "Completion") -> "Completion":
+    """Put the template's opened ``<think>`` back in front of a successful completion (not after an
+    assistant prefill: the prefill is the caller's own text). Every backend that renders the template
+    itself calls this, so one parser reads every completion the same way."""
+    opened = think_prefix(prompt) if chat and chat[-1]["role"] != "assistant" else ""
+    if opened and comp.error is None:
+        comp.text, comp.meta["think_prefix"] = opened + comp.text, opened
+    return comp
+
+
 def render_prompt(tokenizer: Any, chat: Chat, guard: bool = True, trust_system: bool = False) -> str:
     """The prompt text for ``chat`` under the tokenizer's chat template, after ``prepare_messages``
     (so untrusted turns can never forge pivot/think ids). A trailing assistant turn is a prefill:

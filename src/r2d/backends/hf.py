@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from r2d.backends.base import Chat, Completion, GenParams, render_prompt, think_prefix
+from r2d.backends.base import Chat, Completion, GenParams, render_prompt, restore_think
 from r2d.registry import register
 
 
@@ -86,10 +86,7 @@ class HFBackend:
             torch.manual_seed(params.seed)
         for batch in tqdm(batches, desc="generate", unit="batch", disable=not self.progress or len(batches) < 2):
             for i, c in zip(batch, self._generate_batch([prompts[i] for i in batch], params)):
-                opened = think_prefix(texts[i]) if chats[i] and chats[i][-1]["role"] != "assistant" else ""
-                if opened and c.ok:
-                    c.text, c.meta["think_prefix"] = opened + c.text, opened
-                out[i] = c
+                out[i] = restore_think(chats[i], texts[i], c)
         return out  # type: ignore[return-value]
 
     def _processors(self, params: GenParams):

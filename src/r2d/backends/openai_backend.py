@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from r2d.backends.base import Chat, Completion, GenParams, prepare_messages, render_prompt, think_prefix
+from r2d.backends.base import Chat, Completion, GenParams, prepare_messages, render_prompt, restore_think
 from r2d.registry import register
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -169,10 +169,7 @@ class OpenAIBackend:
                 if r.status_code == 200:
                     try:
                         comp = self._parse(r.json(), time.perf_counter() - t0, attempt)
-                        opened = think_prefix(body["prompt"]) if "prompt" in body else ""
-                        if opened:  # the local template opened <think>: put it back in front
-                            comp.text, comp.meta["think_prefix"] = opened + comp.text, opened
-                        return comp
+                        return restore_think(chat, body["prompt"], comp) if "prompt" in body else comp
                     except (ValueError, KeyError, IndexError, TypeError) as e:
                         return Completion(finish_reason="error", latency_s=time.perf_counter() - t0,
                                           error=f"bad response from {self.base_url}{path}: {type(e).__name__}: {e}",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from r2d.backends.base import Chat, Completion, GenParams, render_prompt
+from r2d.backends.base import Chat, Completion, GenParams, render_prompt, restore_think
 from r2d.registry import register
 
 
@@ -48,12 +48,12 @@ class VLLMBackend:
             return [Completion(finish_reason="error", error=msg) for _ in chats]
         latency = time.perf_counter() - t0
         results = []
-        for o in outs:
+        for chat, prompt, o in zip(chats, prompts, outs):
             c = o.outputs[0]
             meta: dict[str, Any] = {}
             if isinstance(c.stop_reason, str):
                 meta["stop"] = c.stop_reason
-            results.append(Completion(text=c.text, prompt_tokens=len(o.prompt_token_ids or []),
-                                      completion_tokens=len(c.token_ids), finish_reason=c.finish_reason,
-                                      latency_s=latency, meta=meta))
+            results.append(restore_think(chat, prompt, Completion(
+                text=c.text, prompt_tokens=len(o.prompt_token_ids or []), completion_tokens=len(c.token_ids),
+                finish_reason=c.finish_reason, latency_s=latency, meta=meta)))
         return results

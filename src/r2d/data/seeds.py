@@ -67,10 +67,9 @@ _CATEGORIES: list[tuple[str, str]] = [
 # Words that sound dangerous but are everyday in benign instructions ("kill a process", "shoot a photo").
 EDGY_WORDS = re.compile(r"\b(kill\w*|shoot\w*|attack\w*|steal\w*|weapon\w*|bomb\w*|fight\w*|destroy\w*|hack\w*|"
                         r"poison\w*|explo(?:de|sion|sive)\w*|die|dead|death|crash\w*|fire|gun\w*|war|blow\w*|knife|virus\w*|"
-                        r"drug\w*|crime\w*|illegal|threat\w*|dangerous|murder\w*|strangl\w*|butcher\w*|exterminat\w*|"
+                        r"drug\w*|crime\w*|illegal|threat\w*|dangerous|murder\w*|strangl\w*|slaughter\w*|exterminat\w*|"
                         r"eliminat\w*|execut\w*|crack\w*|captur\w*|overthrow\w*|silenc\w*|drown\w*|ambush\w*|"
-                        r"chok\w*|deadly|scam\w*|heist|smash\w*|worm|botnet|ponzi|embezzl\w*|ransomware|extremis\w*)\b",
-                       re.IGNORECASE)
+                        r"chok\w*|deadly|smash\w*|bleed\w*|spike\w*|torch\w*|trap\w*)\b", re.IGNORECASE)
 
 
 def categorize(text: str) -> str:
@@ -229,17 +228,16 @@ def file_seeds(path: str, prompt: str = "prompt", label: str | None = "label", d
 
 @registry.register("seedset", "contrast")
 def contrast(**_: Any) -> list[Seed]:
-    """r2d's own hand-written benign prompts that SOUND harmful (homonyms, figurative language, safe
-    targets and contexts, definitions, history, safety information), with short reference answers. They
-    teach that alarming words alone are not a reason to refuse. Written for r2d, not taken from any
-    benchmark; the build still decontaminates them against every benchmark (XSTest included)."""
+    """r2d's own hand-written benign prompts that SOUND harmful, with short reference answers: they teach
+    that alarming words alone are not a reason to refuse. Their kinds (homonyms, figurative language, safe
+    targets and contexts, definitions, history, safety information) follow XSTest's categories of safe
+    prompts, but no prompt is taken or paraphrased from XSTest or any other benchmark: prompts whose
+    content words overlap an XSTest item's by more than a third were dropped (``tests/data/test_seeds.py``
+    checks it), and the build decontaminates them like every seed."""
     path = Path(__file__).resolve().parents[1] / "resources" / "seeds" / "contrast_benign.jsonl"
-    out = []
-    for s in file_seeds(str(path), label=None, category=None, id=None):
-        n = s.origin.rsplit(":", 1)[1]
-        out.append(Seed(f"contrast-{n}", s.prompt, f"r2d-contrast:{n}", "benign", "general", s.answer,
-                        {"edgy": True}))
-    return out
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return [Seed(f"contrast-{n}", neutralize(r["prompt"]), f"r2d-contrast:{n}", "benign", "general", r["answer"],
+                 {"edgy": True, "kind": r["kind"]}) for n, r in enumerate(rows, 1)]
 
 
 def load_seedset(name: str, **kwargs: Any) -> list[Seed]:

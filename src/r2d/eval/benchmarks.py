@@ -109,6 +109,26 @@ def _limit(items: list[Behavior], limit: int | None) -> list[Behavior]:
     return items if limit is None else items[:limit]
 
 
+def stratified(items: list[Behavior], limit: int | None) -> list[Behavior]:
+    """``limit`` items spread over the categories (JBB category, XSTest type, ...): round-robin over the
+    categories in file order, each giving its items in file order. Deterministic; the first N of a file
+    sorted by category would cover only its first categories (JBB's first 25 harmful behaviours are three
+    categories, XSTest's first 40 safe prompts two types)."""
+    if limit is None or limit >= len(items):
+        return list(items)
+    groups: dict[str, list[Behavior]] = {}
+    for b in items:
+        groups.setdefault(b.category, []).append(b)
+    picked: list[Behavior] = []
+    queues = [list(g) for g in groups.values()]
+    while len(picked) < limit:
+        for q in queues:
+            if q and len(picked) < limit:
+                picked.append(q.pop(0))
+    order = {id(b): i for i, b in enumerate(items)}
+    return sorted(picked, key=lambda b: order[id(b)])
+
+
 @register("benchmark", "jbb")
 class JBB(_FileBacked):
     """JailbreakBench JBB-Behaviors: 100 harmful + 100 topic-matched benign behaviours."""

@@ -30,6 +30,7 @@ from typing import Any
 from r2d import registry
 from r2d.backends.base import Chat, Completion, GenParams, get_backend
 from r2d.data.io import append_jsonl, iter_jsonl
+from r2d.eval.benchmarks import stratified
 from r2d.eval.defenses.prompting import generate_with_policy
 from r2d.eval.metrics import compute_cells, words_summary
 from r2d.eval.types import Behavior, JudgeInput, TestCase
@@ -126,17 +127,21 @@ class BenchSpec:
     attacks: list[Spec]
     judges: list[Spec] | None
     models: list[str] | None = None  # labels of the models this entry runs on (default: all)
+    sample: str = "first"  # how `limit` picks: the first N (as lm-eval's --limit) or `stratified` by category
 
     @classmethod
     def parse(cls, raw: Any) -> "BenchSpec":
         d = {"name": raw} if isinstance(raw, str) else dict(raw)
         subset, limit, models = d.pop("subset", None), d.pop("limit", None), d.pop("models", None)
+        sample = str(d.pop("sample", "first"))
+        if sample not in ("first", "stratified"):
+            raise ValueError(f"config: benchmark {d.get('name')!r}: sample must be first or stratified, not {sample!r}")
         attacks = [Spec.parse(a, "attack") for a in (d.pop("attacks", None) or ["direct"])]
         judges = d.pop("judges", None)
         judges = [Spec.parse(j, "judge") for j in judges] if judges else None
         spec = Spec.parse(d, "benchmark")
         return cls(spec, subset, int(limit) if limit is not None else None, attacks, judges,
-                   [str(x) for x in models] if models else None)
+                   [str(x) for x in models] if models else None, sample)
 
 
 class LazyBackend:
@@ -295,9 +300,13 @@ class Runner:
         return self._components[k]
 
     def behaviors(self, b: BenchSpec) -> list[Behavior]:
-        k = f"{b.spec.label}|{b.subset}|{b.limit}"
+        k = f"{b.spec.label}|{b.subset}|{b.limit}|{b.sample}"
         if k not in self._behaviors:
-            self._behaviors[k] = self.component("benchmark", b.spec).load(subset=b.subset, limit=b.limit)
+            bench = self.component("benchmark", b.spec)
+            if b.sample == "stratified":
+                self._behaviors[k] = stratified(bench.load(subset=b.subset), b.limit)
+            else:
+                self._behaviors[k] = bench.load(subset=b.subset, limit=b.limit)
         return self._behaviors[k]
 
     def judges_for(self, b: BenchSpec) -> list[Spec]:
@@ -441,7 +450,7 @@ class Runner:
         for b in self.benches:
             obj = self._components.get(("benchmark", b.spec.label))
             benches.append({"name": b.spec.name, "label": b.spec.label, "subset": b.subset, "limit": b.limit,
-                            "config": b.spec.params, "provenance": obj.provenance() if obj is not None else None,
+                            "sample": b.sample, "config": b.spec.params, "provenance": obj.provenance() if obj is not None else None,
                             "attacks": [params("attack", a) for a in b.attacks],
                             "judges": [s.label for s in self.judges_for(b)]})
         judges = {s.label: params("judge", s) for b in self.benches for s in self.judges_for(b)}

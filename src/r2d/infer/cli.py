@@ -26,8 +26,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system", default=None, help="system prompt added to every chat")
     p.add_argument("--no-guard", action="store_true", help="do NOT neutralise pivot/think tokens in user turns")
     g = p.add_argument_group("hf / vllm")
-    g.add_argument("--dtype", default="float32")
-    g.add_argument("--device", default=None)
+    g.add_argument("--dtype", default="auto", help="auto (bf16 on a GPU, fp32 on CPU), float32, bfloat16, ...")
+    g.add_argument("--device", default="auto", help="auto (cuda when visible, else cpu), cpu, cuda:1, ...")
     g.add_argument("--tensor-parallel-size", type=int, default=1)
     g = p.add_argument_group("openai-compatible endpoint")
     g.add_argument("--base-url", default=None)
@@ -56,7 +56,7 @@ def backend_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         return dict(base_url=args.base_url, api_key=args.api_key, concurrency=args.concurrency, timeout=args.timeout,
                     max_retries=args.max_retries, local_template=args.local_template, guard=guard)
     if args.backend == "vllm":
-        return dict(tensor_parallel_size=args.tensor_parallel_size, dtype="auto" if args.dtype == "float32" else args.dtype,
+        return dict(tensor_parallel_size=args.tensor_parallel_size, dtype=args.dtype,
                     guard=guard)
     if args.backend == "hf":
         return dict(dtype=args.dtype, device=args.device, guard=guard)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from r2d.pivots import strip_pivots
+from r2d.pivots import THINK_OPEN, strip_pivots
 
 IGNORE = -100
 
@@ -56,6 +56,12 @@ def tokenize_row(tokenizer, row: dict, max_seq_len: int, strip: bool = False) ->
     if strip:
         messages[-1]["content"] = strip_pivots(messages[-1]["content"])
     prompt_text = _render(tokenizer, messages[:-1], True)
+    if prompt_text.rstrip().endswith(THINK_OPEN):  # the template opens <think> (think_in_prompt)
+        reply = messages[-1]["content"].lstrip()
+        if not reply.startswith(THINK_OPEN):
+            raise ValueError("the chat template opens <think> in its generation prompt but this reply does not "
+                             "start with <think> (train with --think-in-prompt false on data without reasoning)")
+        messages[-1]["content"] = THINK_OPEN + "\n" + reply[len(THINK_OPEN):].lstrip()
     full_text = _render(tokenizer, messages, False)
     ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
     start = assistant_boundary(tokenizer, prompt_text, full_text, ids)

@@ -171,18 +171,12 @@ class TemplateTeacher:
         return TeacherReply(render_parts(steps, ans, SAFE))
 
     def _self_answers(self, prompts: list[str]) -> list[str | Exception]:
-        from r2d.backends.base import GenParams
-        from r2d.registry import UnknownComponentError
+        from r2d.backends.base import GenParams, get_backend
 
         params = GenParams(max_new_tokens=self.self_max_new_tokens, temperature=0.0, batch_size=self.batch_size)
         chats = [[{"role": "user", "content": p}] for p in prompts]
         if self._backend_obj is None:
-            try:
-                from r2d.backends.base import get_backend
-
-                self._backend_obj = get_backend(self.backend, model=self.model)
-            except UnknownComponentError:
-                self._backend_obj = _PlainHF(self.model)
+            self._backend_obj = get_backend(self.backend, model=self.model)
         outs = self._backend_obj.generate(chats, params)
         return [RuntimeError(c.error) if c.error else c.text for c in outs]
 
@@ -201,31 +195,4 @@ class TemplateTeacher:
                 out.append(TeacherReply(error=f"self-answer generation failed: {a}", retryable=True))
             else:
                 out.append(self.compose(s, a))
-        return out
-
-
-class _PlainHF:
-    """Greedy batched generation with transformers, used only until the ``hf`` backend is registered."""
-
-    def __init__(self, model: str | None) -> None:
-        from r2d.models import load_model
-
-        self.model, self.tok = load_model(model)
-        self.tok.padding_side = "left"
-
-    def generate(self, chats, params):
-        import torch
-
-        from r2d.backends.base import Completion
-
-        out = []
-        for i in range(0, len(chats), params.batch_size):
-            batch = chats[i:i + params.batch_size]
-            texts = [self.tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in batch]
-            enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-            with torch.no_grad():
-                gen = self.model.generate(**enc, max_new_tokens=params.max_new_tokens, do_sample=False,
-                                          pad_token_id=self.tok.pad_token_id)
-            for row in gen[:, enc["input_ids"].shape[1]:]:
-                out.append(Completion(text=self.tok.decode(row, skip_special_tokens=True).strip()))
         return out

@@ -26,7 +26,8 @@ def log_perplexities(model: Any, tok: Any, texts: list[str], batch_size: int = 8
     for s in range(0, len(texts), batch_size):
         chunk = [t if t.strip() else " " for t in texts[s:s + batch_size]]
         enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
-        ids, mask = enc["input_ids"], enc["attention_mask"]
+        dev = next(model.parameters()).device
+        ids, mask = enc["input_ids"].to(dev), enc["attention_mask"].to(dev)
         with torch.no_grad():
             logits = model(input_ids=ids, attention_mask=mask).logits.float()
         logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]
