@@ -14,6 +14,9 @@ def test_wilson_known_values():
     assert wilson_ci(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
     assert wilson_ci(81, 263) == pytest.approx((0.2553, 0.3662), abs=1e-4)
     assert wilson_ci(0, 0) is None
+    for n in (4, 25, 40, 50):  # exact ends and lo <= p <= hi, so error bars are never negative
+        assert wilson_ci(n, n)[1] == 1.0 and wilson_ci(0, n)[0] == 0.0
+        assert all(lo <= k / n <= hi for k in range(n + 1) for lo, hi in [wilson_ci(k, n)])
 
 
 def s(key, **kw):

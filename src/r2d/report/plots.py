@@ -44,8 +44,8 @@ def asr_bars(grid: AsrGrid, labels: dict[Arm, str]) -> bytes:
             xs.append(k - 0.4 + width * (i + 0.5))
             ys.append(100 * v.asr)
             ci = v.ci or (v.asr, v.asr)
-            lo.append(100 * (v.asr - ci[0]))
-            hi.append(100 * (ci[1] - v.asr))
+            lo.append(max(0.0, 100 * (v.asr - ci[0])))  # stored intervals are rounded: never a negative bar
+            hi.append(max(0.0, 100 * (ci[1] - v.asr)))
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=labels[arm])
     ax.set_xticks(range(len(grid.attacks)), grid.attacks, rotation=20 if len(grid.attacks) > 4 else 0)
     ax.set_ylabel("ASR (%)")
