@@ -31,14 +31,22 @@ def _commit(d: dict) -> str:
 
 def train(d: dict) -> list[str]:
     r = d["results"]
-    return [f"### Training throughput (`bench/train_throughput.py`; {_commit(d)})", "",
-            f"smollm2-135m, LoRA r16, batch {d['batch_size']}, {d['steps']} steps, fp32 on 2 CPU cores; each "
-            "trainer in its own process.", "",
-            "| trainer | tokens/s | peak RSS (MB) |", "|---|---|---|",
-            f"| TRL `SFTTrainer` (no CPO, no new-token rows) | {r['trl']['tokens_per_s']:.1f} | {r['trl']['peak_rss_mb']:.0f} |",
-            f"| r2d `R2DTrainer` (SwaRD + CPO, new-token rows) | {r['r2d']['tokens_per_s']:.1f} | {r['r2d']['peak_rss_mb']:.0f} |",
-            "", f"Speed r2d/TRL **{d['speed_ratio_r2d_over_trl']:.2f}×**, peak RSS r2d/TRL "
-            f"**{d['rss_ratio_r2d_over_trl']:.2f}×** (target: {d['target']}).", ""]
+    rows = [f"| TRL `SFTTrainer` (its defaults: activation checkpointing on; no CPO, no new-token rows) | "
+            f"{r['trl']['tokens_per_s']:.1f} | {r['trl']['peak_rss_mb']:.0f} |",
+            f"| r2d `R2DTrainer` (its defaults: checkpointing off; SwaRD + CPO, new-token rows) | "
+            f"{r['r2d']['tokens_per_s']:.1f} | {r['r2d']['peak_rss_mb']:.0f} |"]
+    if "r2d-ckpt" in r:
+        rows.append(f"| r2d `R2DTrainer`, `gradient_checkpointing: true` (matched to TRL) | "
+                    f"{r['r2d-ckpt']['tokens_per_s']:.1f} | {r['r2d-ckpt']['peak_rss_mb']:.0f} |")
+    out = [f"### Training throughput (`bench/train_throughput.py`; {_commit(d)})", "",
+           f"smollm2-135m, LoRA r16, batch {d['batch_size']}, {d['steps']} steps, fp32 on 2 CPU cores; each "
+           "trainer in its own process.", "", "| trainer | tokens/s | peak RSS (MB) |", "|---|---|---|", *rows, "",
+           f"Defaults: speed r2d/TRL **{d['speed_ratio_r2d_over_trl']:.2f}×**, peak RSS r2d/TRL "
+           f"**{d['rss_ratio_r2d_over_trl']:.2f}×**."]
+    if "matched_checkpointing" in d:
+        m = d["matched_checkpointing"]
+        out.append(f"Matched checkpointing: speed **{m['speed_ratio']:.2f}×**, peak RSS **{m['rss_ratio']:.2f}×**.")
+    return out + [f"(Target: {d['target']}.)", ""]
 
 
 def generate(d: dict) -> list[str]:
