@@ -121,10 +121,13 @@ def _init_rows(tokenizer, model, new: list[str], init: str) -> None:
 _PROBE = [{"role": "user", "content": "Hello"}]
 
 
+def _generation_prompt(tokenizer) -> str:
+    return tokenizer.apply_chat_template(_PROBE, tokenize=False, add_generation_prompt=True)
+
+
 def template_opens_think(tokenizer) -> bool:
     """Whether the generation prompt of ``tokenizer``'s chat template already ends in ``<think>``."""
-    text = tokenizer.apply_chat_template(_PROBE, tokenize=False, add_generation_prompt=True)
-    return text.rstrip().endswith(THINK_OPEN)
+    return _generation_prompt(tokenizer).rstrip().endswith(THINK_OPEN)
 
 
 def open_think_in_template(tokenizer) -> bool:
@@ -134,12 +137,13 @@ def open_think_in_template(tokenizer) -> bool:
     the completion (``r2d.backends.base.restore_think``). Returns whether the template changed.
     Checked by rendering: the new generation prompt must be the old one plus ``<think>\n``."""
     template = getattr(tokenizer, "chat_template", None)
-    if not isinstance(template, str) or template_opens_think(tokenizer):
+    if not isinstance(template, str):
         return False
-    before = tokenizer.apply_chat_template(_PROBE, tokenize=False, add_generation_prompt=True)
+    before = _generation_prompt(tokenizer)
+    if before.rstrip().endswith(THINK_OPEN):
+        return False
     tokenizer.chat_template = template + "{% if add_generation_prompt %}" + THINK_OPEN + "\n{% endif %}"
-    after = tokenizer.apply_chat_template(_PROBE, tokenize=False, add_generation_prompt=True)
-    if after != before + THINK_OPEN + "\n":
+    if _generation_prompt(tokenizer) != before + THINK_OPEN + "\n":
         tokenizer.chat_template = template
         raise ValueError("cannot make this chat template open <think>: its generation prompt is not its last output")
     return True

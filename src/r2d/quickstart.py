@@ -4,13 +4,15 @@
 
 Each stage is the ordinary ``r2d`` command (so every stage can be rerun or swapped by hand), driven by
 the YAML files in ``configs/quickstart/``. A finished stage leaves ``OUTPUT/stages/<stage>.json`` (its
-command, seconds and time) and is skipped on a rerun; an unfinished one resumes, since every stage
-command resumes by itself. ``--smoke`` runs the same pipeline on a tiny slice (the test suite does).
+command, seconds, time and a fingerprint of command + config) and is skipped on a rerun with the same
+fingerprint (a changed config is an error, never a silent reuse); an unfinished one resumes, since every
+stage command resumes by itself. ``--smoke`` runs the same pipeline on a tiny slice (the test suite does).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -71,12 +73,24 @@ class Stages:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, float] = {}
 
+    @staticmethod
+    def fingerprint(argv: list[str]) -> str:
+        """sha256 of the stage's command and the text of its ``--config`` file."""
+        h = hashlib.sha256(json.dumps(argv).encode())
+        if "--config" in argv:
+            h.update(Path(argv[argv.index("--config") + 1]).read_bytes())
+        return h.hexdigest()
+
     def run(self, name: str, argv: list[str]) -> None:
         from r2d.cli import R2DError, main
 
         marker = self.dir / f"{name}.json"
+        fp = self.fingerprint(argv)
         if marker.is_file():
             done = json.loads(marker.read_text())
+            if done.get("fingerprint") != fp:  # never reuse a stage finished under another config
+                raise R2DError(f"stage {name} in {self.dir.parent} was finished with a different command or config; "
+                               f"use a new --output, or delete {marker} and that stage's outputs to redo it")
             self.timings[name] = done["seconds"]
             print(f"r2d quickstart: [{name}] already done ({done['seconds']:.0f} s), skipping", file=sys.stderr)
             return
@@ -87,7 +101,7 @@ class Stages:
             raise R2DError(f"stage {name} failed (exit {rc}); fix it and rerun quickstart to resume")
         secs = time.time() - t0
         self.timings[name] = secs
-        marker.write_text(json.dumps({"command": ["r2d", *argv], "seconds": round(secs, 1),
+        marker.write_text(json.dumps({"command": ["r2d", *argv], "seconds": round(secs, 1), "fingerprint": fp,
                                       "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}))
 
 

@@ -54,9 +54,12 @@ class HFBackend:
     def render(self, chat: Chat) -> str:
         return render_prompt(self.tokenizer, chat, self.guard)
 
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]  # the template supplies any BOS
+
     def prompt_ids(self, chat: Chat) -> list[int]:
-        """Token ids of the rendered prompt (the template supplies any BOS itself)."""
-        return self.tokenizer(self.render(chat), add_special_tokens=False)["input_ids"]
+        """Token ids of the rendered prompt."""
+        return self._ids(self.render(chat))
 
     def _end_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -77,7 +80,7 @@ class HFBackend:
         from tqdm.auto import tqdm
 
         texts = [self.render(c) for c in chats]
-        prompts = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        prompts = [self._ids(t) for t in texts]  # the texts are kept: restore_think reads them
         order = sorted(range(len(chats)), key=lambda i: -len(prompts[i]))
         bs = max(1, params.batch_size)
         batches = [order[i:i + bs] for i in range(0, len(order), bs)]

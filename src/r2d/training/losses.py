@@ -55,9 +55,9 @@ def head_ce_and_pivot_columns(hidden: torch.Tensor, targets: torch.Tensor, pivot
         logits = (h if head is None else head(h)).float()
         return F.cross_entropy(logits, t, reduction="sum"), logits[:, piv]
 
+    use_ckpt = head is not None and torch.is_grad_enabled()
     ce, cols = hidden.sum() * 0.0, []  # stays in the graph when there are no positions
     for h, t in zip(hidden.split(rows), targets.split(rows)):
-        use_ckpt = head is not None and torch.is_grad_enabled()
         c, z = checkpoint(chunk, h, t, use_reentrant=False) if use_ckpt else chunk(h, t)
         ce, cols = ce + c, cols + [z]
     return ce, torch.cat(cols) if cols else hidden.new_zeros(0, 3)
