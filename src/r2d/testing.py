@@ -3,7 +3,11 @@
 - ``byte_tokenizer()``: a byte-level BPE tokenizer (SmolLM2 style) with a ChatML chat template.
 - ``sentencepiece_tokenizer()``: a Metaspace/SentencePiece-style BPE tokenizer (Gemma/Llama style)
   with a Gemma-like chat template.
-- ``tiny_model(tokenizer)``: a random 2-layer Llama with hidden size 32 sized to the tokenizer.
+- ``reasoning_tokenizer(template, family)``: a byte-level BPE tokenizer with the special tokens of a
+  reasoning model family (DeepSeek-R1 distills or Qwen) that already holds ``<think>``/``</think>`` as
+  added (non-special) tokens, as the real tokenizers do, carrying ``template`` as its chat template.
+- ``tiny_model(tokenizer)``: a random 2-layer Llama (or Qwen2/Qwen3) with hidden size 32 sized to the
+  tokenizer.
 """
 
 from __future__ import annotations
@@ -48,6 +52,37 @@ def byte_tokenizer(extra_tokens: tuple[str, ...] = (), vocab_size: int = 400):
     return tok
 
 
+# Special tokens of the reasoning-model families (names as in the real tokenizers).
+REASONING_FAMILIES = {
+    # DeepSeek-R1-Distill-Qwen/-Llama: BOS/EOS and role markers; EOS ends an assistant turn.
+    "deepseek": {"specials": ["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"],
+                 "bos": "<｜begin▁of▁sentence｜>", "eos": "<｜end▁of▁sentence｜>", "pad": "<｜end▁of▁sentence｜>"},
+    # Qwen2.5 / QwQ / Qwen3: ChatML; <|im_end|> ends a turn and is the instruct models' EOS.
+    "qwen": {"specials": ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+             "bos": None, "eos": "<|im_end|>", "pad": "<|endoftext|>"},
+}
+
+
+def reasoning_tokenizer(template: str, family: str, vocab_size: int = 400):
+    """A tokenizer shaped like a reasoning model's: ``family``'s special tokens, ``<think>`` and
+    ``</think>`` already in the vocabulary as added non-special tokens (so ``expand_tokenizer`` must
+    reuse them), and ``template`` as the chat template."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    fam = REASONING_FAMILIES[family]
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(_CORPUS, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=fam["specials"],
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=fam["eos"], pad_token=fam["pad"],
+                                  bos_token=fam["bos"], unk_token=None)
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in ("<think>", "</think>")])
+    tok.chat_template = template
+    return tok
+
+
 def sentencepiece_tokenizer(vocab_size: int = 400):
     """SentencePiece-style (Metaspace, ``▁`` for spaces, byte fallback off) BPE with a Gemma template."""
     from tokenizers import SentencePieceBPETokenizer, decoders, pre_tokenizers
@@ -65,17 +100,20 @@ def sentencepiece_tokenizer(vocab_size: int = 400):
     return tok
 
 
-def tiny_model(tokenizer, hidden: int = 32, layers: int = 2, seed: int = 0, tie: bool = True):
+def tiny_model(tokenizer, hidden: int = 32, layers: int = 2, seed: int = 0, tie: bool = True,
+               arch: str = "llama"):
+    """A random causal LM sized to ``tokenizer``; ``arch``: llama, qwen2 (q/k/v biases, as the
+    R1-Qwen distills and QwQ) or qwen3 (q/k norms)."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=1024, tie_word_embeddings=tie,
-                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                      bos_token_id=tokenizer.bos_token_id)
-    return LlamaForCausalLM(cfg).eval()
+    cfg = AutoConfig.for_model(arch, vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
+                               num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                               head_dim=hidden // 4, max_position_embeddings=1024, tie_word_embeddings=tie,
+                               pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                               bos_token_id=tokenizer.bos_token_id)
+    return AutoModelForCausalLM.from_config(cfg).eval()
 
 
 def save_tiny(path, tokenizer=None, **kw) -> str:

@@ -6,13 +6,22 @@ The assistant span is found for any chat template: the prompt is rendered with
 text and the prompt's ids are a prefix of the full ids, the prefix length is the boundary, else the
 boundary comes from character offsets. The template's end-of-turn token stays in the labels (the
 model learns to stop); whatever the template writes after it (a newline) is masked.
+
+Reasoning-model templates: the DeepSeek-R1 distills' template drops everything up to ``</think>``
+from every assistant turn it renders, and opens ``<think>`` in its generation prompt. History turns
+keep the template's rendering (the model was trained on history without reasoning), but the final
+turn is the target and must keep its reasoning: when the template's own rendering of it does not
+extend the generation prompt or loses the reasoning, the training text is the generation prompt plus
+the reply (minus the ``<think>`` the prompt already opened) plus the template's end-of-turn text,
+i.e. exactly what the model sees and writes at inference. Templates that keep the final turn's
+reasoning (QwQ, Qwen3, ChatML) render it themselves, with their own whitespace rules.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from r2d.pivots import THINK_OPEN, strip_pivots
+from r2d.pivots import THINK_CLOSE, THINK_OPEN, strip_pivots
 
 IGNORE = -100
 
@@ -49,20 +58,53 @@ def assistant_boundary(tokenizer, prompt_text: str, full_text: str, full_ids: li
     return next((i for i, (_, end) in enumerate(offsets) if end > cut), len(full_ids))
 
 
+_SENTINEL = "R2D-END-OF-REPLY-PROBE"
+
+
+def _turn_end(tokenizer, history: list[dict]) -> str:
+    """The text the template writes after an assistant reply (``<|im_end|>\n``, ``<｜end▁of▁sentence｜>``)."""
+    text = _render(tokenizer, history + [{"role": "assistant", "content": _SENTINEL}], False)
+    if _SENTINEL not in text:
+        raise ValueError("the chat template does not render the assistant reply")
+    return text[text.rindex(_SENTINEL) + len(_SENTINEL):]
+
+
+def _keeps_reply(segment: str, reply: str) -> bool:
+    """Whether the template's rendering of the final assistant turn (``segment``, the text after the
+    generation prompt) still holds every part of ``reply``: its reasoning and its answer."""
+    if THINK_CLOSE in reply and THINK_CLOSE not in segment:
+        return False
+    return all(part.replace(THINK_OPEN, "").strip() in segment for part in reply.split(THINK_CLOSE))
+
+
+def render_row(tokenizer, messages: list[dict]) -> tuple[str, str]:
+    """(prompt text, full text) of a chat whose last turn is the assistant target; the full text
+    starts with the prompt text and holds the whole reply, reasoning included."""
+    messages = [dict(m) for m in messages]
+    prompt_text = _render(tokenizer, messages[:-1], True)
+    opened = prompt_text[prompt_text.rstrip().rfind(THINK_OPEN):] if prompt_text.rstrip().endswith(THINK_OPEN) else ""
+    if opened:  # the template opens <think> (R1 distills, QwQ, think_in_prompt)
+        reply = messages[-1]["content"].lstrip()
+        if not reply.startswith(THINK_OPEN):
+            raise ValueError("the chat template opens <think> in its generation prompt but this reply does not "
+                             "start with <think> (train with --think-in-prompt false on data without reasoning)")
+        messages[-1]["content"] = THINK_OPEN + "\n" + reply[len(THINK_OPEN):].lstrip()
+    reply = messages[-1]["content"]
+    full_text = _render(tokenizer, messages, False)
+    if full_text.startswith(prompt_text) and _keeps_reply(full_text[len(prompt_text):], reply):
+        return prompt_text, full_text
+    # The template rewrites the final turn (R1: drops the reasoning): write the reply after the prompt.
+    continuation = reply[len(opened):] if opened and reply.startswith(opened) else reply
+    return prompt_text, prompt_text + continuation + _turn_end(tokenizer, messages[:-1])
+
+
 def tokenize_row(tokenizer, row: dict, max_seq_len: int, strip: bool = False) -> Example:
     """One chat row -> ids and labels (prompt masked with -100), truncated to ``max_seq_len``
     keeping the start of the assistant turn (the prompt loses its oldest tokens first)."""
     messages = [dict(m) for m in row["messages"]]
     if strip:
         messages[-1]["content"] = strip_pivots(messages[-1]["content"])
-    prompt_text = _render(tokenizer, messages[:-1], True)
-    if prompt_text.rstrip().endswith(THINK_OPEN):  # the template opens <think> (think_in_prompt)
-        reply = messages[-1]["content"].lstrip()
-        if not reply.startswith(THINK_OPEN):
-            raise ValueError("the chat template opens <think> in its generation prompt but this reply does not "
-                             "start with <think> (train with --think-in-prompt false on data without reasoning)")
-        messages[-1]["content"] = THINK_OPEN + "\n" + reply[len(THINK_OPEN):].lstrip()
-    full_text = _render(tokenizer, messages, False)
+    prompt_text, full_text = render_row(tokenizer, messages)
     ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
     start = assistant_boundary(tokenizer, prompt_text, full_text, ids)
     eot = _end_of_turn_ids(tokenizer)
