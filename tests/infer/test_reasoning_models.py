@@ -92,3 +92,27 @@ def test_merged_save_loads_with_plain_transformers(tmp_path):
     ref = trainer.accelerator.unwrap_model(trainer.model).eval()
     with torch.no_grad():
         assert torch.allclose(ref(**batch).logits, model(**batch).logits, atol=1e-4)
+
+
+def test_r2d_merge_turns_an_adapter_into_a_full_model(tmp_path):
+    """`r2d merge ADAPTER OUT`: the paper-scale adapter -> one directory vLLM can serve."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from r2d.backends.vllm_backend import VLLMBackend
+    from r2d.cli import main
+
+    _, rows, cfg, trainer = _train("qwq-32b", tmp_path)
+    adapter = tmp_path / "out"
+    with pytest.raises(ValueError, match="r2d merge"):  # vLLM cannot take the adapter directory
+        VLLMBackend(model=str(adapter))
+    assert main(["merge", str(adapter), str(tmp_path / "merged"), "--dtype", "float32"]) == 0
+    assert main(["merge", str(adapter), str(tmp_path / "merged")]) == 2  # never overwrites
+    assert main(["merge", str(tmp_path / "base"), str(tmp_path / "m2")]) == 2  # not an adapter
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(tmp_path / "merged")
+    ref, ref_tok = load_model(str(adapter), dtype="float32", device="cpu")
+    assert tok.chat_template == ref_tok.chat_template and len(tok) == len(ref_tok)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    batch.pop("labels")
+    with torch.no_grad():
+        assert torch.allclose(ref(**batch).logits, merged(**batch).logits, atol=1e-5)

@@ -18,13 +18,18 @@ class VLLMBackend:
     def __init__(self, model: str | None = None, tensor_parallel_size: int = 1, dtype: str = "auto",
                  guard: bool = True, gpu_memory_utilization: float = 0.9, max_model_len: int | None = None,
                  **llm_kwargs: Any) -> None:
+        from r2d.models import resolve_model
+        from r2d.training.saving import is_adapter_dir
+
+        model_name = resolve_model(model)
+        if is_adapter_dir(model_name):  # base + new token rows + LoRA: vLLM's LoRA path has no new rows
+            raise ValueError(f"vllm backend: {model_name} is an r2d adapter directory; vLLM needs a merged "
+                             f"model: run `r2d merge {model_name} MERGED_DIR` (or train with --save merged)")
         try:
             from vllm import LLM
         except ImportError as e:
             raise ValueError("the vllm backend needs vLLM: pip install 'r2d[vllm]' (GPU only)") from e
-        from r2d.models import resolve_model
-
-        self.model_name = resolve_model(model)
+        self.model_name = model_name
         self.guard = guard
         kwargs = {k: v for k, v in llm_kwargs.items() if k not in ("tokenizer", "device", "progress")}
         if max_model_len:
