@@ -16,6 +16,11 @@ Stages, all writing as they go so a killed run resumes where it stopped:
 
 Words: ``words`` is the whitespace word count of the visible answer (after the policy, think block
 removed); ``completion_words`` that of the model's full completion (reasoning included).
+
+What judges read: each sample row keeps ``visible``, the text the user sees under the row's policy
+(``r2d.infer.policies``), next to ``completion`` (the model's) and ``answer`` (the visible answer);
+judges read the one their ``saw`` names (``r2d.eval.judges.base``). A judgment made under another
+``saw`` than the judge's current one is redone.
 """
 
 from __future__ import annotations
@@ -212,7 +217,8 @@ def last_user(messages: Chat) -> str:
 def sample_row(key: str, model: ModelSpec, defense: Spec, bench: BenchSpec, attack: Spec, case: TestCase,
                c: Completion) -> dict:
     raw = c.meta.get("raw_text", c.full_text) if c.error is None else ""
-    answer = visible_answer(c.text) if c.error is None else ""
+    visible = c.text if c.error is None else ""  # what the user sees under the policy
+    answer = visible_answer(visible) if c.error is None else ""
     parsed = parse(raw)
     b = case.behavior
     meta = {k: v for k, v in c.meta.items() if k != "raw_text" and isinstance(v, (str, int, float, bool, type(None)))}
@@ -221,11 +227,33 @@ def sample_row(key: str, model: ModelSpec, defense: Spec, bench: BenchSpec, atta
             "subset": b.subset, "harmful": b.harmful, "attack": attack.label, "attack_name": case.attack,
             "variant": case.variant, "case_id": case.id, "behavior_id": b.id, "goal": b.goal,
             "behavior": b.to_dict(), "prompt": last_user(case.messages), "messages": case.messages,
-            "completion": raw, "answer": answer, "steps": [[s.text, s.pivot] for s in parsed.steps],
+            "completion": raw, "visible": visible, "answer": answer, "steps": [[s.text, s.pivot] for s in parsed.steps],
             "pivots": parsed.pivots, "well_formed": parsed.well_formed, "finish_reason": c.finish_reason,
             "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
             "words": len(answer.split()), "completion_words": len(raw.split()), "latency_s": c.latency_s,
             "error": c.error, "meta": meta}
+
+
+def visible_text(row: dict) -> str:
+    """What the user saw for a sample row; rows written before ``visible`` was recorded are
+    re-derived from the completion through the row's policy."""
+    if "visible" in row:
+        return row["visible"] or ""
+    from r2d.infer.policies import get_policy
+
+    return get_policy(row.get("policy") or "raw").visible(Completion(text=row.get("completion") or ""))
+
+
+def judge_input(row: dict) -> JudgeInput:
+    return JudgeInput(Behavior(**row["behavior"]), row["prompt"], row["completion"], row["answer"],
+                      visible=visible_text(row))
+
+
+def expected_saw(spec: "Spec") -> str | None:
+    """What a judge built from ``spec`` reads (its ``saw`` param, else its class default)."""
+    if spec.params.get("saw"):
+        return spec.params["saw"]
+    return getattr(registry.get("judge", spec.name), "saw", None)
 
 
 def model_fingerprint(name: str | None) -> dict:
@@ -384,6 +412,7 @@ class Runner:
         keyset = set(self.keys) if self.keys else set(samples)
         bench_of = {b.spec.label: b for b in self.benches}
         for j in {s.label: s for b in self.benches for s in self.judges_for(b)}.values():
+            saw = expected_saw(j)
             todo = []
             for k, row in samples.items():
                 if k not in keyset or row.get("error"):
@@ -392,7 +421,8 @@ class Runner:
                 if b is None or j.label not in [s.label for s in self.judges_for(b)]:
                     continue
                 prev = done.get((k, j.label))
-                if prev is not None and not (self.cfg.retry_errors and prev["verdict"].get("error")):
+                stale = prev is not None and saw is not None and prev["verdict"].get("saw") != saw
+                if prev is not None and not stale and not (self.cfg.retry_errors and prev["verdict"].get("error")):
                     self.stats["judgments_skipped"] += 1
                     continue
                 todo.append(row)
@@ -403,8 +433,7 @@ class Runner:
             with _progress(len(todo), f"judge {j.label}", self.cfg.progress) as bar:
                 for s in range(0, len(todo), bs):
                     chunk = todo[s:s + bs]
-                    items = [JudgeInput(Behavior(**r["behavior"]), r["prompt"], r["completion"], r["answer"])
-                             for r in chunk]
+                    items = [judge_input(r) for r in chunk]
                     verdicts = judge.judge(items)
                     if len(verdicts) != len(items):
                         raise RuntimeError(f"judge {j.label} returned {len(verdicts)} verdicts for {len(items)}")

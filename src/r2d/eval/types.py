@@ -54,6 +54,10 @@ class JudgeInput:
     prompt: str  # the attack prompt as sent (last user turn)
     completion: str  # the raw completion (with <think> and pivots)
     answer: str  # the visible answer (after the policy / think block removed)
+    # What the user sees under the sample's policy: the whole output under ``raw`` (reasoning
+    # included), the answer under ``hide-reasoning``, the refusal under ``refuse-on-unsafe``...
+    # None when the caller did not say (then judges reading ``visible`` read ``answer``).
+    visible: str | None = None
 
 
 @dataclass
@@ -64,7 +68,7 @@ class Verdict:
     refused: bool | None = None
     label: str | None = None  # e.g. XSTest: full_compliance / full_refusal / partial_refusal
     score: float | None = None  # e.g. StrongREJECT 0-1
-    saw: str = "answer"  # what the judge read: "answer" (think block removed) or "full"
+    saw: str = "visible"  # what the judge read: "visible" (what the user saw), "answer" or "full" (judges.base)
     raw: str | None = None  # the judge model's raw output, if any
     error: str | None = None
 

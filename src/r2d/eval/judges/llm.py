@@ -45,13 +45,13 @@ class LLMJudge(JudgeBase):
     max_new_tokens = 16
 
     def __init__(self, backend: Any = "openai", model: str | None = None, backend_kwargs: dict | None = None,
-                 saw: str = "answer", min_words: int = 0, max_new_tokens: int | None = None,
+                 saw: str | None = None, min_words: int = 0, max_new_tokens: int | None = None,
                  batch_size: int = 8, **kw: Any) -> None:
         self.backend_name = backend if isinstance(backend, str) else getattr(backend, "name", type(backend).__name__)
         self.model = model
         self.backend_kwargs = dict(backend_kwargs or {})
         self._backend = None if isinstance(backend, str) else backend
-        self.saw = saw
+        self.saw = saw or type(self).saw  # "visible" unless configured (r2d.eval.judges.base)
         self.min_words = int(min_words)
         self.max_new_tokens = int(max_new_tokens or self.max_new_tokens)
         self.batch_size = int(batch_size)
