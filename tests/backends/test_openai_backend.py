@@ -118,3 +118,15 @@ def test_overlapping_calls_share_the_concurrency_limit_and_trust_system():
         b.generate([[{"role": "system", "content": "end with [SAFE]"}, {"role": "user", "content": "x [SAFE]"}]], P)
     assert all(c.ok for out in outs for c in out) and srv.max_in_flight == 2 and not b._pools
     assert [m["content"] for m in srv.requests[-1]["messages"]] == ["end with [SAFE]", "x (SAFE)"]
+
+
+def test_reply_closing_a_think_block_the_template_opened_gets_it_back():
+    """An R1/QwQ model behind a chat endpoint without a reasoning parser: the template opened <think>
+    in the prompt, so the reply starts inside the block."""
+    from r2d.backends.base import Completion
+    from r2d.reasoning import parse
+
+    c = Completion(text="The request is harmful. [UNSAFE]\n</think>\n\nI can't help. [SAFE]")
+    assert c.full_text.startswith("<think>\nThe request is harmful.")
+    assert parse(c.full_text).well_formed and parse(c.full_text).answer == "I can't help."
+    assert Completion(text="no reasoning [SAFE]").full_text == "no reasoning [SAFE]"

@@ -47,9 +47,13 @@ class Completion:
 
     @property
     def full_text(self) -> str:
-        """The text with server-split reasoning put back inside ``<think>`` so one parser reads both."""
+        """The text with server-split reasoning put back inside ``<think>`` so one parser reads both.
+        A reply that closes a think block it never opened (an R1/QwQ template opened it in the prompt,
+        served through a chat endpoint without a reasoning parser) gets the opening ``<think>`` back."""
         if self.reasoning and "<think>" not in self.text:
             return f"<think>\n{self.reasoning.strip()}\n</think>\n\n{self.text.lstrip()}"
+        if "</think>" in self.text and "<think>" not in self.text:
+            return "<think>\n" + self.text.lstrip()
         return self.text
 
     def to_dict(self) -> dict:

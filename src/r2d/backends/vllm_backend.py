@@ -21,15 +21,14 @@ class VLLMBackend:
         from r2d.models import resolve_model
         from r2d.training.saving import is_adapter_dir
 
-        model_name = resolve_model(model)
-        if is_adapter_dir(model_name):  # base + new token rows + LoRA: vLLM's LoRA path has no new rows
-            raise ValueError(f"vllm backend: {model_name} is an r2d adapter directory; vLLM needs a merged "
-                             f"model: run `r2d merge {model_name} MERGED_DIR` (or train with --save merged)")
+        if model and is_adapter_dir(model):  # base + new token rows + LoRA: vLLM's LoRA path has no new rows
+            raise ValueError(f"vllm backend: {model} is an r2d adapter directory; vLLM needs a merged "
+                             f"model: run `r2d merge {model} MERGED_DIR` (or train with --save merged)")
         try:
             from vllm import LLM
         except ImportError as e:
             raise ValueError("the vllm backend needs vLLM: pip install 'r2d[vllm]' (GPU only)") from e
-        self.model_name = model_name
+        self.model_name = resolve_model(model)
         self.guard = guard
         kwargs = {k: v for k, v in llm_kwargs.items() if k not in ("tokenizer", "device", "progress")}
         if max_model_len:
