@@ -1,4 +1,4 @@
-"""The ``r2d`` command: data, train, generate, chat, eval, report, quickstart.
+"""The ``r2d`` command: data, train, merge, generate, chat, eval, report, quickstart.
 
 Each stage package owns its subcommands in a ``cli`` module with ``register(subparsers)``; those
 modules import nothing heavy at import time, so ``r2d --help`` is instant. Errors a user can fix
