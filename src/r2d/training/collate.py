@@ -87,7 +87,8 @@ def render_row(tokenizer, messages: list[dict]) -> tuple[str, str]:
         reply = messages[-1]["content"].lstrip()
         if not reply.startswith(THINK_OPEN):
             raise ValueError("the chat template opens <think> in its generation prompt but this reply does not "
-                             "start with <think> (train with --think-in-prompt false on data without reasoning)")
+                             "start with <think> (train with --think-in-prompt false on data without reasoning; "
+                             "a template that opens it itself, as R1's and QwQ's do, needs replies with reasoning)")
         messages[-1]["content"] = THINK_OPEN + "\n" + reply[len(THINK_OPEN):].lstrip()
     reply = messages[-1]["content"]
     full_text = _render(tokenizer, messages, False)
