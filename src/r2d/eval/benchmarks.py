@@ -34,6 +34,7 @@ UPSTREAM_URLS: dict[str, str] = {
     "harmbench/harmbench_behaviors_text_val.csv": f"{_HB}/behavior_datasets/harmbench_behaviors_text_val.csv",
     "harmbench/harmbench_behaviors_text_test.csv": f"{_HB}/behavior_datasets/harmbench_behaviors_text_test.csv",
     "harmbench/harmbench_targets_text.json": f"{_HB}/optimizer_targets/harmbench_targets_text.json",
+    "benign/alpaca_data_1k.json": f"{_GH}/wujindou/BLOOM-LORA/11c488c/data/alpaca_data_1k.json",
     "xstest/xstest_prompts.csv": f"{_GH}/paul-rottger/xstest/main/xstest_prompts.csv",
     "advbench/harmful_behaviors.csv": f"{_GH}/llm-attacks/llm-attacks/main/data/advbench/harmful_behaviors.csv",
     "strongreject/strongreject_dataset.csv":
@@ -287,6 +288,63 @@ class FileBenchmark(_FileBacked):
                                 category=str(r[c["category"]]) if c["category"] else "",
                                 context=str(r[c["context"]]) if c["context"] else "", meta={"row": i}))
         return _limit(out, limit)
+
+
+@register("benchmark", "alpaca")
+class AlpacaHeldout(_FileBacked):
+    """Benign Alpaca instructions for a helpfulness check (the judge's compliance rate, answer length),
+    minus every prompt that occurs in the training files given as ``exclude`` (r2d SwaRD JSONL: the user
+    turns of ``messages``, or a ``prompt`` field), compared after lower-casing and collapsing whitespace.
+
+    It is a *training* source (the data stage draws benign seeds from the same file), so it is never
+    a decontamination target (``decontaminate = False``): held-out means excluded here, not removed there.
+    """
+
+    name = "alpaca"
+    decontaminate = False
+    REL = "benign/alpaca_data_1k.json"
+
+    def __init__(self, exclude: list[str] | str | None = None, download: bool = True) -> None:
+        super().__init__(download)
+        self.exclude = [exclude] if isinstance(exclude, str) else list(exclude or [])
+        self.excluded = 0
+
+    def subsets(self) -> list[str]:
+        return ["benign"]
+
+    @staticmethod
+    def _norm(text: str) -> str:
+        return " ".join(text.lower().split())
+
+    def _training_prompts(self) -> set[str]:
+        seen: set[str] = set()
+        for f in self.exclude:
+            path = Path(f)
+            if not path.is_file():
+                raise FileNotFoundError(f"benchmark alpaca: exclude file {path} not found")
+            for row in read_rows(path):
+                users = [m.get("content", "") for m in row.get("messages") or [] if m.get("role") == "user"]
+                for text in users + ([row["prompt"]] if isinstance(row.get("prompt"), str) else []):
+                    seen.add(self._norm(text if isinstance(text, str) else json.dumps(text)))
+            self._files[str(path)] = sha256_file(path)
+        return seen
+
+    def load(self, subset: str | None = None, limit: int | None = None) -> list[Behavior]:
+        self._check_subset(subset)
+        rows = self._rows(self.REL, ("instruction",))
+        train = self._training_prompts()
+        out = []
+        for i, r in enumerate(rows):
+            prompt = (r["instruction"] + (("\n\n" + r["input"]) if r.get("input") else "")).strip()
+            if self._norm(prompt) in train or self._norm(r["instruction"]) in train:
+                continue
+            out.append(Behavior(id=f"alpaca-{i}", goal=prompt, benchmark=self.name, subset="benign",
+                                category="alpaca", meta={"row": i}))
+        self.excluded = len(rows) - len(out)
+        return _limit(out, limit)
+
+    def provenance(self) -> dict:
+        return {**super().provenance(), "excluded_training_prompts": self.excluded, "exclude": self.exclude}
 
 
 EVAL_BENCHMARKS = ("jbb", "harmbench", "xstest", "advbench", "strongreject")

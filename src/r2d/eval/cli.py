@@ -94,14 +94,18 @@ def build_eval_config(args: argparse.Namespace):
         if args.templates:
             attacks = [a for a in attacks if a != "template"] + [{"name": "template",
                                                                  "params": {"templates_file": args.templates}}]
-        if args.prompts:
+        if args.benchmark == "mmlu":  # general ability: scored by letter log-likelihood, not generated
+            data["ability"] = {"mmlu": {"n": args.limit or 1000}}
+            data["benchmarks"] = []
+        elif args.prompts:
             bench = {"name": "file", "label": "prompts", "params": {
                 "path": args.prompts, "goal": "goal", "name": "prompts",
                 "target": "target" if _first_row_has(args.prompts, "target") else None}}
         else:
             bench = {"name": args.benchmark or "jbb"}
-        bench.update(subset=args.subset, limit=args.limit, attacks=attacks or ["direct"])
-        data["benchmarks"] = [bench]
+        if args.benchmark != "mmlu":
+            bench.update(subset=args.subset, limit=args.limit, attacks=attacks or ["direct"])
+            data["benchmarks"] = [bench]
     elif args.limit is not None:
         for b in data["benchmarks"]:
             if isinstance(b, dict):
@@ -126,5 +130,12 @@ def run(args: argparse.Namespace) -> int:
         ref = "-" if c.get("refusal_rate") is None else f"{c['refusal_rate']:.3f}"
         print(f"{c['model']}\t{c['defense']}\t{c['policy']}\t{c['benchmark']}/{c['subset']}\t{c['attack']}\t"
               f"{c['judge']}\tn={c['n']}\tASR={asr}\trefusal={ref}\terrors={c['errors']}\tno_answer={c['no_answer']}")
+    mmlu = (res.get("general_ability") or {}).get("mmlu")
+    for label, m in (mmlu or {}).get("models", {}).items():
+        lo, hi = m["accuracy_ci"]
+        paired = m.get("paired")
+        extra = (f"\tvs {paired['reference']}: {paired['diff']:+.3f} [{paired['diff_ci'][0]:+.3f}, "
+                 f"{paired['diff_ci'][1]:+.3f}]") if paired else ""
+        print(f"{label}\tmmlu\tn={m['n']}\taccuracy={m['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]{extra}")
     print(f"r2d eval: wrote {cfg.output}/results.json", file=sys.stderr)
     return 0

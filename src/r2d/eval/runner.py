@@ -60,6 +60,7 @@ class EvalConfig:
     overlap_ngram: int = 8
     overlap_threshold: float = 0.5
     lm_eval: dict = field(default_factory=dict)  # {tasks: [...], limit: N, num_fewshot: 0}
+    ability: dict = field(default_factory=dict)  # {mmlu: {n: 1000, seed: 0, batch_size: 16, reference: LABEL}}
     retry_errors: bool = True
     progress: bool = True
 
@@ -292,8 +293,11 @@ class Runner:
             set_data_dir(cfg.data_dir)
         if not cfg.models:
             raise ValueError("config: no models given")
-        if not cfg.benchmarks:
+        if not cfg.benchmarks and not cfg.ability:
             raise ValueError("config: no benchmarks given")
+        unknown = sorted(set(cfg.ability) - {"mmlu"})
+        if unknown:
+            raise ValueError(f"config: unknown ability benchmark(s) {', '.join(unknown)}; known: mmlu")
         self.models = [ModelSpec.parse(m) for m in cfg.models]
         labels = [m.label for m in self.models]
         if len(set(labels)) != len(labels):
@@ -463,11 +467,50 @@ class Runner:
                               self.cfg.overlap_threshold)
 
     def general_ability(self) -> dict:
-        if not self.cfg.lm_eval or not self.cfg.lm_eval.get("tasks"):
-            return {"skipped": "no lm_eval tasks in the config"}
-        from r2d.eval.lm_eval_hook import run_lm_eval
+        out: dict[str, Any] = {}
+        if "mmlu" in self.cfg.ability:
+            out["mmlu"] = self.mmlu(**(self.cfg.ability["mmlu"] or {}))
+        if self.cfg.lm_eval and self.cfg.lm_eval.get("tasks"):
+            from r2d.eval.lm_eval_hook import run_lm_eval
 
-        return {m.label: run_lm_eval(m, **self.cfg.lm_eval) for m in self.models}
+            out["lm_eval"] = {m.label: run_lm_eval(m, **self.cfg.lm_eval) for m in self.models}
+        return out or {"skipped": "no ability benchmark (ability.mmlu) or lm_eval tasks in the config"}
+
+    def mmlu(self, n: int = 1000, seed: int = 0, batch_size: int = 16, reference: str | None = None) -> dict:
+        """MMLU for every hf-backend model (see ``r2d.eval.ability``), resumable via ``ability.jsonl``."""
+        from r2d.eval import ability
+
+        questions, prov = ability.load_mmlu()
+        sample = ability.stratified_sample(questions, int(n), int(seed))
+        path = self.out / "ability.jsonl"
+        end_torn_line(path)
+        done = read_rows(path, ("key",))
+        per_model: dict[str, list[dict]] = {}
+        skipped: dict[str, str] = {}
+        cache: dict[str, Any] = {}
+        for m in self.models:
+            if m.backend != "hf" and m.label not in self.given_backends:
+                skipped[m.label] = f"needs model weights; backend {m.backend!r} is not hf"
+                continue
+            fp = json.dumps([ability.PROTOCOL, m.model, model_fingerprint(m.model)], sort_keys=True, default=str)
+            keys = {q["id"]: f"{m.label}|{q['id']}|{fp}" for q in sample}
+            todo = [q for q in sample if keys[q["id"]] not in done]
+            if todo:
+                backend = self.backend_for(m, cache)
+                with _progress(len(todo), f"mmlu {m.label}", self.cfg.progress) as bar:
+                    for s in range(0, len(todo), 64):
+                        chunk = todo[s:s + 64]
+                        rows = ability.score(backend.model, backend.tokenizer, chunk, batch_size=int(batch_size))
+                        rows = [{"key": keys[r["id"]], "model": m.label, **r} for r in rows]
+                        append_jsonl(path, rows)
+                        done.update((r["key"], r) for r in rows)
+                        bar.update(len(chunk))
+            per_model[m.label] = [done[keys[q["id"]]] for q in sample]
+        ref = reference or next(iter(per_model), None)
+        if ref is not None and ref not in per_model:
+            raise ValueError(f"config: ability.mmlu.reference {ref!r} is not an evaluated hf model")
+        return {"protocol": ability.PROTOCOL, "n": len(sample), "seed": int(seed), "sample": "stratified by category",
+                "data": prov, "models": ability.summarize(per_model, ref), "skipped": skipped}
 
     def provenance(self) -> dict:
         def params(kind: str, spec: Spec) -> dict:
