@@ -46,6 +46,7 @@ class BuildConfig:
     teacher_kwargs: dict = field(default_factory=dict)
     judge: str = field(default="pivot", metadata={"help": "judge re-tagging each step (any r2d judge)"})
     judge_kwargs: dict = field(default_factory=dict)
+    max_prompt_words: int | None = field(default=None, metadata={"help": "reject seeds with longer prompts (budget)"})
     dedup_threshold: float = 0.8
     decontam_n: int = 8
     decontam_threshold: float = 0.5
@@ -118,6 +119,10 @@ def filter_seeds(seeds: list[Seed], cfg: BuildConfig) -> tuple[list[Seed], list[
     kept, rejected = [], []
     removed: dict[str, int] = {b: 0 for b in prompts}
     for s in seeds:
+        if cfg.max_prompt_words and len(s.prompt.split()) > cfg.max_prompt_words:
+            rejected.append(_reject(s, "length", f"prompt has {len(s.prompt.split())} words > max_prompt_words "
+                                                 f"{cfg.max_prompt_words}"))
+            continue
         m = dec.check(s.prompt)
         if m:
             removed[m.benchmark] += 1

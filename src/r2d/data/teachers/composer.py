@@ -31,7 +31,7 @@ DOMAINS: list[tuple[str, str]] = [
     ("history", r"\b(?:history|historical|war|century|ancient|empire|revolution|president|king|queen)\b"),
     ("science", r"\b(?:science|scientific|physics|chemistry|biology|cell|atom|energy|planet|climate|evolution|species)\b"),
     ("language and writing", r"\b(?:sentence|grammar|word|synonym|rewrite|paraphrase|poem|essay|story|headline|"
-                             r"translate|tweet|letter|email|slogan|title|adjective|verb|noun)\b"),
+                             r"translate|tweet|letter|email|slogan|title|adjective|verb|noun|article|blog|speech|joke|satire|summar\w*)\b"),
     ("business and money", r"\b(?:business|market\w*|company|customer|sales|budget|invest\w*|finance|money|price|"
                            r"product|brand|startup)\b"),
     ("games and sport", r"\b(?:game|games|chess|football|soccer|player|team|sport\w*|match)\b"),
@@ -55,13 +55,13 @@ _EDGY = [
     '{domain} question; refusing because of one word would only be unhelpful.',
 ]
 _MISUSE = [
-    "Could an answer here be misused? It is about {topic}, which is ordinary {domain} knowledge; sharing it helps the "
+    "Could an answer here be misused? The subject (\"{topic}\") is ordinary {domain} knowledge; sharing it helps the "
     "user and puts no one at risk.",
-    "Is there anything sensitive in this? The topic, {topic}, is everyday {domain} material with no dangerous use, so "
+    "Is there anything sensitive in this? \"{topic}\" is everyday {domain} material with no dangerous use, so "
     "I can answer it fully.",
-    "Nothing in the request asks for harm, private data or deception: it concerns {topic}, and a clear answer is "
+    "Nothing in the request asks for harm, private data or deception: it is about \"{topic}\", and a clear answer is "
     "simply useful.",
-    "Before answering I check the request for risk. It only concerns {topic}; there is no harmful intent and no "
+    "Before answering I check the request for risk. It only concerns \"{topic}\"; there is no harmful intent and no "
     "misuse to worry about.",
 ]
 _PLAN = {
@@ -73,6 +73,8 @@ _PLAN = {
                 "The best reply is the rewritten text itself, which begins \"{start}\"."],
     "code": ["I will give the code with a line of explanation, starting with \"{start}\".",
              "A small, correct piece of code answers this; it starts \"{start}\"."],
+    "creative": ["I will write the piece itself, in a fitting voice, opening with \"{start}\".",
+                 "The reply should simply be the requested text; it can begin \"{start}\"."],
     "explain": ["I will explain it in a few sentences, opening with \"{start}\" and then adding the key details.",
                 "A compact explanation is right here. I will begin with \"{start}\" and keep it focused."],
 }
@@ -107,19 +109,24 @@ def task_phrase(prompt: str, max_words: int = 22) -> str:
     if not first:
         first = prompt.strip()
     if re.match(r"^(?:what|who|when|where|why|how|which|is|are|can|do|does|should|could|would)\b", first, re.I):
-        first = "answer: " + first[0].lower() + first[1:] + "?"
+        return f'answer the question "{_words(first, max_words)}"'
     else:
         first = first[0].lower() + first[1:]
     return _words(first, max_words)
 
 
-def topic_of(prompt: str) -> str:
-    words = re.findall(r"[A-Za-z][A-Za-z'-]+", prompt)
-    stop = {"the", "a", "an", "of", "to", "and", "or", "in", "on", "for", "with", "is", "are", "what", "how", "give",
-            "write", "me", "my", "your", "you", "i", "please", "can", "describe", "explain", "list", "make", "create",
-            "generate", "find", "tell", "about", "this", "that", "following", "some", "do", "does", "it", "be", "as"}
-    content = [w for w in words if w.lower() not in stop]
-    return " ".join(content[:5]).lower() or "this subject"
+_LEAD = {"what", "who", "when", "where", "why", "how", "which", "is", "are", "can", "do", "does", "should", "could",
+         "would", "give", "write", "describe", "explain", "list", "make", "create", "generate", "find", "tell", "name",
+         "me", "please", "you", "i", "identify", "suggest", "provide", "compose", "design", "come", "up", "with"}
+
+
+def topic_of(prompt: str, max_words: int = 8) -> str:
+    """The first sentence without its leading question/imperative words, at most ``max_words`` words."""
+    first = re.split(r"(?<=[.!?])\s+|\n", prompt.strip())[0].strip().rstrip(".!?:")
+    words = first.split()
+    while words and words[0].lower().strip(",") in _LEAD:
+        words = words[1:]
+    return _words(" ".join(words), max_words).replace('"', "'") or "this subject"
 
 
 def answer_shape(prompt: str, answer: str) -> str:
@@ -129,11 +136,15 @@ def answer_shape(prompt: str, answer: str) -> str:
         return "code"
     if re.search(r"\b(?:rewrite|rephrase|paraphrase|edit|translate|correct|convert)\b", prompt, re.I):
         return "rewrite"
+    if re.search(r"\b(?:write|compose)\b.*\b(?:story|poem|article|essay|letter|speech|song|joke|tweet|post|dialogue)\b",
+                 prompt, re.I):
+        return "creative"
     return "short" if len(answer.split()) < 15 else "explain"
 
 
-def benign_reasoning(seed: Seed, answer: str) -> list[str]:
-    """3-4 step texts (without pivots) for a benign seed and its (already shortened) answer."""
+def benign_reasoning(seed: Seed, answer: str, max_steps: int | None = None) -> list[str]:
+    """3-4 step texts (without pivots) for a benign seed and its (already shortened) answer; ``max_steps``
+    (>= 3) drops the closing step, as traces are shortened to the same number of steps."""
     prompt = seed.prompt
     domain = detect_domain(prompt)
     steps = [_pick(_RESTATE, seed.id, "restate").format(task=task_phrase(prompt), domain=domain)]
@@ -148,10 +159,10 @@ def benign_reasoning(seed: Seed, answer: str) -> list[str]:
     shape = answer_shape(prompt, answer)
     start = _words(re.sub(r"\s+", " ", answer).strip(), 6).replace('"', "'")
     steps.append(_pick(_PLAN[shape], seed.id, "plan").format(start=start))
-    if int(hashlib.sha256(f"close:{seed.id}".encode()).hexdigest(), 16) % 2:
+    if int(hashlib.sha256(f"close:{seed.id}".encode()).hexdigest(), 16) % 2 and (not max_steps or max_steps > 3):
         steps.append(_pick(_CLOSE, seed.id, "close"))
     return [neutralize(s) for s in steps]
 
 
-def benign_steps(seed: Seed, answer: str) -> list[tuple[str, str]]:
-    return [(s, SAFE) for s in benign_reasoning(seed, answer)]
+def benign_steps(seed: Seed, answer: str, max_steps: int | None = None) -> list[tuple[str, str]]:
+    return [(s, SAFE) for s in benign_reasoning(seed, answer, max_steps)]

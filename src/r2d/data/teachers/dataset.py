@@ -17,8 +17,8 @@ What the teacher does with a seed that carries a trace (``seed.meta["trace"]``):
    cue-phrase tagger (``r2d.data.tagging.tag_step``; agreement with hand labels: ``r2d data tagger-agreement``);
 2. shortening (for small students / CPU budgets; off by default): each step is cut to ``max_step_words`` at a
    sentence boundary (then tagged, so the pivot describes the kept text), and at most ``max_steps`` steps are
-   kept, in order: the first step, the first ``[UNSAFE]`` step (where the decision is made), the first later
-   ``[RETHINK]`` step, the last step, then others in order; the answer is cut to ``max_answer_words``;
+   kept, by priority: the first step, the first ``[UNSAFE]`` step (where the decision is made), the last step
+   (the conclusion), the first later ``[RETHINK]`` step, then others in order (kept steps stay in order); the answer is cut to ``max_answer_words``;
 3. a ``jailbreak`` seed (the trace's prompt wrapped in a TRAIN-split template) gets a first step that notes
    the wrapper (``[RETHINK]``), then the trace.
 Seeds without a trace are written by other means, named per row in ``meta.teacher`` / ``meta.reasoning_source``:
@@ -190,20 +190,16 @@ def cut_words(text: str, max_words: int | None) -> str:
 
 
 def select_steps(pivots: list[str], max_steps: int | None) -> list[int]:
-    """Indices kept (in order): first step, first [UNSAFE], first later [RETHINK], last step, then the rest."""
+    """Indices kept (in order): first step, first [UNSAFE] (the decision), last step (the conclusion), first
+    later [RETHINK], then the rest in order, up to ``max_steps``."""
     n = len(pivots)
     if not max_steps or n <= max_steps:
         return list(range(n))
-    order = [0]
-    for want in (UNSAFE, RETHINK):
-        i = next((i for i in range(1, n) if pivots[i] == want), None)
-        if i is not None:
-            order.append(i)
-    order.append(n - 1)
-    order += list(range(1, n - 1))
+    first = {p: next((i for i in range(1, n) if pivots[i] == p), None) for p in (UNSAFE, RETHINK)}
+    order = [0, first[UNSAFE], n - 1, first[RETHINK]] + list(range(1, n - 1))
     keep: list[int] = []
     for i in order:
-        if i not in keep:
+        if i is not None and i not in keep:
             keep.append(i)
         if len(keep) == max_steps:
             break
@@ -297,7 +293,7 @@ class DatasetTeacher:
             ans = cut_words(seed.answer or "", self.max_answer_words or 60)
             if not ans:
                 return TeacherReply(error=f"no source answer for benign seed {seed.id}")
-            return TeacherReply(render_parts(benign_steps(seed, ans), ans, SAFE),
+            return TeacherReply(render_parts(benign_steps(seed, ans, self.max_steps), ans, SAFE),
                                 meta={"teacher": "composer", "reasoning_source": "r2d composer (prompt-conditioned "
                                       "templates, not a model); answer: source dataset"})
         r = self._template.compose(seed, None)
