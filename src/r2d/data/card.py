@@ -97,6 +97,14 @@ def render_card(rows: list[dict], rejected: list[dict] | None = None, prov: dict
             lines += [TEMPLATE_NOTE, ""]
         if "dataset" in str(t.get("teacher", "")):
             lines += [DATASET_NOTE, ""]
+            if t.get("max_steps") or t.get("max_step_words") or t.get("max_answer_words"):
+                lines += [f"**Shortening.** Traces keep at most {t.get('max_steps') or 'all'} steps (by priority: the first, "
+                          f"the first [UNSAFE] where the decision is made, the last, the first later [RETHINK]; a wrapped "
+                          f"prompt's wrapper step counts as one), each cut to <= {t.get('max_step_words') or 'any'} words "
+                          f"at a sentence boundary before tagging; answers (traces' and source answers) are cut to <= "
+                          f"{t.get('max_answer_words') or 'any'} words at a sentence boundary. Benign composed reasoning "
+                          "is kept to the same number of steps. STAR-1's reasoning still cites its teacher's policy "
+                          "sections, which the student never sees.", ""]
     lines += ["## Counts", ""] + _table(s["labels"], "label") + [""] + _table(s["sources"], "source") + [""]
     lines += _table(s["step_pivots"], "step pivot", "steps") + [""] + _table(s["answer_pivots"], "answer pivot") + [""]
     lines += _table(Counter({f"{k[0]} / {k[1]}": v for k, v in s["first_pivot"].items()}), "label / first step pivot")
