@@ -49,6 +49,7 @@ def test_quickstart_config_parses(data_dir):
 
     root = Path(__file__).resolve().parents[2]
     cfg = build_config(BuildConfig, root / "configs" / "quickstart" / "data.yaml")
-    assert cfg.size == 300 and cfg.teacher == "template" and cfg.decontam_exclude == ["advbench"]
+    assert cfg.size == 300 and cfg.teacher == "dataset" and cfg.decontam_exclude == []  # STAR-1, no AdvBench seeds
+    assert cfg.seeds["star1"]["seedset"] == "dataset" and cfg.teacher_kwargs["max_steps"] == 3
     paper = build_config(BuildConfig, root / "configs" / "data" / "paper-r1.yaml")
     assert paper.teacher == "openai" and paper.judge == "llama-guard" and paper.size is None

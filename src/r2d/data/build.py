@@ -46,6 +46,7 @@ class BuildConfig:
     teacher_kwargs: dict = field(default_factory=dict)
     judge: str = field(default="pivot", metadata={"help": "judge re-tagging each step (any r2d judge)"})
     judge_kwargs: dict = field(default_factory=dict)
+    max_prompt_words: int | None = field(default=None, metadata={"help": "reject seeds with longer prompts (budget)"})
     dedup_threshold: float = 0.8
     decontam_n: int = 8
     decontam_threshold: float = 0.5
@@ -118,6 +119,10 @@ def filter_seeds(seeds: list[Seed], cfg: BuildConfig) -> tuple[list[Seed], list[
     kept, rejected = [], []
     removed: dict[str, int] = {b: 0 for b in prompts}
     for s in seeds:
+        if cfg.max_prompt_words and len(s.prompt.split()) > cfg.max_prompt_words:
+            rejected.append(_reject(s, "length", f"prompt has {len(s.prompt.split())} words > max_prompt_words "
+                                                 f"{cfg.max_prompt_words}"))
+            continue
         m = dec.check(s.prompt)
         if m:
             removed[m.benchmark] += 1
@@ -187,7 +192,7 @@ async def abuild(cfg: BuildConfig, teacher: Any = None, judge: Any = None) -> Bu
     pending: deque = deque()
 
     def start(chunk: list[Seed]) -> tuple:
-        keys = [cache_key(params, s.prompt) for s in chunk]
+        keys = [cache_key(params, _cache_text(s)) for s in chunk]
         hits = cache.get_many(keys)
         res.cache_hits += sum(k in hits for k in keys)
         miss = [(s, k) for s, k in zip(chunk, keys) if k not in hits]
@@ -221,6 +226,19 @@ async def abuild(cfg: BuildConfig, teacher: Any = None, judge: Any = None) -> Bu
     return res
 
 
+def _cache_text(seed: Seed) -> str:
+    """What, besides the teacher's parameters, decides a reply: the prompt, and a carried trace (dataset teacher)."""
+    if "trace" not in seed.meta:
+        return seed.prompt
+    import hashlib
+
+    return f"{seed.prompt}\x00trace:{hashlib.sha256(seed.meta['trace'].encode()).hexdigest()}"
+
+
+# Per-row provenance a teacher may set in ``TeacherReply.meta`` (a mixed teacher names what wrote each row).
+_ROW_META = ("reasoning_source",)
+
+
 def _tag_chunk(chunk: list[Seed], replies: list[TeacherReply], judge: Any, teacher: str) -> tuple[list, list]:
     rows, rejects, items, owners = [], [], [], []
     for s, r in zip(chunk, replies):
@@ -239,7 +257,9 @@ def _tag_chunk(chunk: list[Seed], replies: list[TeacherReply], judge: Any, teach
             retry = str(tagged).startswith("judge error")
             rejects.append(_reject(s, "judge", str(tagged), retry, teacher_reply=r.text))
             continue
-        row = _train_row(s, tagged, teacher, {"repairs": sp.repairs, "pivots_from": sp.pivots_from})
+        row = _train_row(s, tagged, r.meta.get("teacher", teacher),
+                         {"repairs": sp.repairs, "pivots_from": sp.pivots_from,
+                          **{k: r.meta[k] for k in _ROW_META if k in r.meta}})
         probs = row_problems(row)
         if probs:
             rejects.append(_reject(s, "validate", probs[0], teacher_reply=r.text))
@@ -282,5 +302,5 @@ def _data_hashes() -> dict[str, str]:
     from r2d.provenance import sha256_file
 
     rels = ["benign/alpaca_data_1k.json", "benign/self_instruct_seed_tasks.jsonl", "advbench/harmful_behaviors.csv",
-            "templates/harmbench_human_jailbreaks.json"]
+            "templates/harmbench_human_jailbreaks.json", "star1/STAR-1.json"]
     return {r: sha256_file(data_dir() / r) for r in rels if (data_dir() / r).is_file()}

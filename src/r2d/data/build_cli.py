@@ -41,6 +41,20 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tagger_agreement(args: argparse.Namespace) -> int:
+    import json
+
+    from r2d.data.tagger_eval import render, tagger_agreement
+    from r2d.paths import data_dir
+
+    star = Path(args.star1) if args.star1 else data_dir() / "star1" / "STAR-1.json"
+    res = tagger_agreement(star, args.labels)
+    print(render(res))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
 def register(dsub: argparse._SubParsersAction) -> None:
     from r2d.config import add_dataclass_args
     from r2d.data.build import BuildConfig
@@ -52,3 +66,8 @@ def register(dsub: argparse._SubParsersAction) -> None:
     s = dsub.add_parser("stats", help="print the dataset card of any SwaRD JSONL file")
     s.add_argument("file")
     s.set_defaults(func=_stats)
+    t = dsub.add_parser("tagger-agreement", help="agreement of the offline pivot tagger with the STAR-1 hand labels")
+    t.add_argument("--star1", help="STAR-1.json (default: DATA_DIR/star1/STAR-1.json)")
+    t.add_argument("--labels", help="hand label JSONL (default: the packaged star1_hand_labels.jsonl)")
+    t.add_argument("--json", help="also write the full result (confusion matrices) to this file")
+    t.set_defaults(func=_tagger_agreement)

@@ -4,7 +4,8 @@ Every seed set is registered as ``@register("seedset", name)`` and yields ``Seed
 (so a seeded sample is deterministic). ``mix_seeds`` draws a sized, seeded mixture from several sets.
 Sets: ``alpaca`` and ``self-instruct`` (benign, with the source answer), ``advbench`` (harmful),
 ``jailbreak`` (AdvBench goals wrapped in the TRAIN split of jailbreak templates only) and ``file``
-(a user JSONL/CSV with a column mapping).
+(a user JSONL/CSV with a column mapping), ``contrast`` (r2d's sound-harmful benign prompts) and ``dataset``
+(prompts of a file of existing teacher replies, each seed carrying its trace).
 """
 
 from __future__ import annotations
@@ -238,6 +239,17 @@ def contrast(**_: Any) -> list[Seed]:
     rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
     return [Seed(f"contrast-{n}", neutralize(r["prompt"]), f"r2d-contrast:{n}", "benign", "general", r["answer"],
                  {"edgy": True, "kind": r["kind"]}) for n, r in enumerate(rows, 1)]
+
+
+@registry.register("seedset", "dataset")
+def dataset(path: str, format: str = "auto", prefix: str | None = None, label: str | None = None, wrap: bool = False,
+            max_template_words: int | None = None, seed: int = 0, eval_overlap_max: float = 0.3, **_: Any) -> list[Seed]:
+    """Prompts of a file of existing teacher replies (STAR-1, R2D-R1 or prompt/response JSONL), each seed
+    carrying its trace for the ``dataset`` teacher (``r2d.data.teachers.dataset``); ``wrap``: each harmful
+    prompt wrapped in a TRAIN-split jailbreak template (label ``jailbreak``)."""
+    from r2d.data.teachers.dataset import trace_seeds
+
+    return trace_seeds(path, format, prefix, label, wrap, max_template_words, seed, eval_overlap_max)
 
 
 def load_seedset(name: str, **kwargs: Any) -> list[Seed]:

@@ -174,3 +174,151 @@ def judge_split(judge: Any, items: list[tuple[Any, str, Split]]) -> list[str | E
         steps = [(t, retag(seed.label, piv, bool(f))) for (t, piv), f in zip(sp.steps, flags[:-1])]
         out.append(render_parts(steps, sp.answer, retag(seed.label, sp.answer_pivot, False, is_answer=True)))
     return out
+
+
+# --- offline pivot tagging of real (pivot-less) reasoning -----------------------------------------
+# A transparent cue-phrase + position rule set that follows the paper's meaning of the pivots (App. A.1):
+# [UNSAFE] "you already find this sentence unsafe and need to modify your strategy", [RETHINK] "you are
+# suspective that things are going unsafe and need to be careful ... try to figure out a safe way",
+# [SAFE] "this sentence is safe". Before counting harm cues, policy NAMES ("the Illicit/Criminal Behavior
+# policy") and negated clauses ("without violating any policies", "doesn't encourage self-harm") are masked:
+# naming a policy or promising not to harm is not recognising harm. Rules, first that applies wins
+# (``tag_step`` returns the rule's name):
+#   U-decide  the step decides to refuse ("the best course of action is to refuse", "I must decline")
+#   U-refuse  it refuses (can't / won't / refuse ...) and names a harm or policy conflict
+#   R-alt     it names a (single) harm but turns to a safe alternative (instead, redirect, summary, ...)
+#   R-weigh   it names a (single) harm while weighing intent / context / whether ("might be", "intent")
+#   U-harm    it names harm, illegality or a policy conflict (a strong cue, or two weaker ones)
+#   U-refuse  it refuses with no plan of the reply around it
+#   S-ok      it checks the policies and finds no conflict ("none of the policies are violated")
+#   R-delib   it hesitates: hmm / wait / tricky / figure out how to respond / careful / whether / intent
+#   R-policy  it turns to the policies to make sure the answer stays within them (a careful check)
+#   R-alt     it proposes a safe alternative that is not yet part of a reply plan
+#   S-plan    it plans the reply (tone, structure, what it will include), even a refusal's
+#   S-plain   anything else: restating, benign facts -> [SAFE]
+# The cue lists were written from the paper's definitions and then tuned on the ``dev`` hand labels only
+# (``r2d.data.tagger_eval``); the ``test`` labels were made before the tagger was run on them.
+_NAME = (r"(?:illicit|criminal|self-harm|harassment|hate|discrimination|privacy|personal data|intellectual property|"
+         r"misinformation|disinformation|sexual|adult|violence|violent|physical harm|health|extremism|weapons?|"
+         r"behaviou?r|activities|activity|content|speech|pii)")
+_NAMES = rf"{_NAME}(?:\s*(?:/|,|\bor\b|\band\b)?\s*{_NAME})*"
+_POLICY_NAME = re.compile(rf"\b{_NAMES}\s+(?:policy|policies|section|rules?|guidelines?|category)\b|"
+                          rf"\b(?:policy|policies|section|ones?|category)\s+(?:on|about|related to|regarding|for|under)\s+"
+                          rf"{_NAMES}|\bunder\s+{_NAMES}\b", re.IGNORECASE)
+_NEGATED = re.compile(r"(?:\b(?:without|avoid\w*|not|no|none|never|prevent\w*)\b|\w+n't\b)"
+                      r"(?:\s+(?!because\b|but\b|since\b|so\b|which\b)[\w'/-]+){0,5}", re.IGNORECASE)
+_CUES = {
+    "decide": r"\bbest (?:course of action|approach|option|thing to do|response|way)\b(?: \w+){0,3} (?:is|would be) "
+              r"to (?:\w+ ){0,2}(?:refus|declin)\w*|\b(?:so|therefore|thus),? I (?:must|should|have to|need to|will) "
+              r"(?:definitely |just |politely |simply |firmly )?(?:refus|declin)\w*|\bI (?:must|should) definitely (?:refus|declin)\w*|"
+              r"\bthe safest (?:and \w+ )?(?:response|option|approach) is to",
+    "refuse": r"\brefus\w*|\bdeclin\w*|\b(?:can(?:no|')t|won't|shouldn't|should not|must not|will not|unable to|"
+              r"not going to|not able to)\s+(?:\w+\s+){0,2}(?:help|assist|provid\w*|compl\w*|fulfil\w*|generat\w*|"
+              r"creat\w*|writ\w*|shar\w*|giv\w*|engag\w*|support\w*|produc\w*|reproduc\w*|list\w*|offer\w*)",
+    "strong_harm": r"\billegal\w*|\bunlawful|\bcriminal\b|\bcrimes?\b|\bred flag|\bno-no\b|\bprohibit\w*|"
+                   r"\bdisallow\w*|\bviolat\w*|against (?:the |our |my |these )?(?:safety )?(?:polic\w*|guidelines|rules|law)|"
+                   r"\bnot allowed\b|\bunethical\b|\bdangerous\b|\bharmful\b|\bmalicious\b|\binfring\w*|"
+                   r"\bdefamat\w*|\bhate speech\b|\bexploit\w*|\bfraud\w*|\bscams?\b|\babus\w*|\bunsafe\b|"
+                   r"\bfalls? under\b|\bserious (?:harm|risk|concern)|\binjur\w*|\baccidents?\b|\bdoxx?\w*|"
+                   r"\bwithout (?:their |his |her )?consent\b|\bmisinformation\b|\bdisinformation\b|\bfalse (?:claims?|"
+                   r"statements?|information)\b|\bhacking\b|\btheft\b|\btax evasion\b",
+    "weak_harm": r"\bharm\w*|\brisk\w*|\bsensitive\b|\boffensive\b|\binappropriate\b|\bcopyright\w*|"
+                 r"\bstereotyp\w*|\bdiscriminat\w*|\bharass\w*|\bviolen\w*|\bweapon\w*|\bsuicid\w*|\bself-harm\b|"
+                 r"\bPII\b|\bprivate\b|\bexplicit\b|\bconcerning\b|\bproblematic\b|\bmisus\w*|"
+                 r"\bnegative (?:consequences|outcomes)\b|\bconsequences\b|\bdeceptive\b|\bmislead\w*",
+    "alt": r"\binstead\b|\bredirect\w*|\balternativ\w*|\bsummar\w*|\bgeneral (?:information|overview|advice|tips)|"
+           r"\beducational\b|\bsafe (?:way|approach|response|alternative)|\bpublic(?:ly available)? (?:resources|sources)|"
+           r"\bhistorical context\b|\bofficial (?:sources|channels|resources)\b|\bpoint (?:them|the user) to|"
+           r"\bbetter way\b|\blegal (?:alternatives|options|ways|resources|advice)\b",
+    "plan": r"\bI'll\b|\bI will\b|\bstructure\b|\bconcise\b|\btone\b|\bempath\w*|\backnowledg\w*|\brespond by\b|"
+            r"\bstart by\b|\bresources\b|\bhelpline\w*|\bhotline\w*|\bmake sure (?:the|my) (?:response|reply|answer)|"
+            r"putting it all together|\bcraft\w*|\boutline\b|\bpolite\w*|\bfirm\w*\b|\bsupportive\b|\bfriendly\b|"
+            r"\b(?:the|my) (?:response|reply|answer) should\b|\bmy (?:response|reply|answer)\b|\bkeep (?:it|the response)\b|"
+            r"\bclear(?:ly)?\b|\binformative\b|\bhelpful\b|\bI should (?:also )?(?:mention|include|explain|list|"
+            r"address|start|present|suggest)\b",
+    "ok": r"\bnone of (?:the|these) (?:policies|suggestions|points)\b|\b(?:no|any other) polic(?:y|ies) (?:\w+ ){0,3}"
+          r"(?:violated|relevant|apply)|\bany other polic(?:y|ies)\b[\w, ]{0,60}?\b(?:violated|relevant|apply)\b|"
+          r"\bentirely appropriate\b|\b(?:which|that) is compliant\b|\bcompliant with (?:the|all)\b",
+    "delib": r"\bwait\b|\bhmm+\b|\bmaybe\b|\bperhaps\b|\bon the other hand\b|\balternatively\b|"
+             r"\bmight be (?:in|trying|asking|curious|a|looking|just)\b|\bintent\w*|\bwhether\b|\bcareful\w*|"
+             r"\bcautio\w*|\btricky\b|\bambiguous\b|\bunclear\b|\blegitimate (?:reason|purpose|use|need)\w*|\bcurious\b|"
+             r"\bfigure out (?:how|the best|what)\b|\bhow to (?:handle|respond|approach)\b|\bconsider (?:whether|if)\b|"
+             r"\bthink about (?:whether|the context|the intent|this)\b|\bnot sure\b|\bhard to say\b|\bI wonder\b|"
+             r"\bsensitive\b|\bconcerning\b|\bbold claim\b|\bmight not realize\b|\bwithout more context\b",
+    "policy": r"\bpolic(?:y|ies)\b|\bguidelines\b",
+}
+_CUE_RE = {k: re.compile(v, re.IGNORECASE) for k, v in _CUES.items()}
+_MASKED = ("strong_harm", "weak_harm")  # counted on the text with policy names and negated clauses masked
+TAGGER_VERSION = 2
+
+
+def mask_for_harm(text: str) -> str:
+    return _NEGATED.sub(" ", _POLICY_NAME.sub(" ", text))
+
+
+def cue_counts(text: str) -> dict[str, int]:
+    masked = mask_for_harm(text)
+    return {k: len(r.findall(masked if k in _MASKED else text)) for k, r in _CUE_RE.items()}
+
+
+def tag_step(text: str, index: int = 0, n_steps: int = 1) -> tuple[str, str]:
+    """(pivot, rule name) for one pivot-less reasoning step at position ``index`` of ``n_steps`` (rules above)."""
+    c = cue_counts(text)
+    strong = c["strong_harm"]
+    harm = strong >= 1 or c["weak_harm"] >= 2
+    planning = c["plan"] >= 2 or (index == n_steps - 1 and n_steps > 1 and c["plan"] >= 1)
+    if c["decide"]:
+        return UNSAFE, "U-decide"
+    if c["ok"]:
+        return SAFE, "S-ok"
+    if c["refuse"] and harm:
+        return UNSAFE, "U-refuse"
+    if harm and c["alt"] and strong <= 1:
+        return RETHINK, "R-alt"
+    if harm and c["delib"] and strong <= 1:
+        return RETHINK, "R-weigh"
+    if harm:
+        return UNSAFE, "U-harm"
+    if c["refuse"] and not planning:
+        return UNSAFE, "U-refuse"
+    if c["delib"]:
+        return RETHINK, "R-delib"
+    if c["policy"] and re.search(r"\bmake sure\b|\bensure\b|\bcautious\b|\bconsider\b", text, re.IGNORECASE) \
+            and not planning:
+        return RETHINK, "R-policy"
+    if c["alt"] and not planning:
+        return RETHINK, "R-alt"
+    if planning:
+        return SAFE, "S-plan"
+    return SAFE, "S-plain"
+
+
+def split_reasoning(reasoning: str, max_words: int = 90) -> list[str]:
+    """Steps of pivot-less reasoning: paragraphs (blank-line separated); a paragraph longer than
+    ``max_words`` is cut at sentence boundaries into pieces of at most ``max_words`` (a single longer
+    sentence stays whole)."""
+    steps: list[str] = []
+    for para in re.split(r"\n\s*\n", reasoning.strip()):
+        para = re.sub(r"\s+", " ", para).strip()
+        if not para:
+            continue
+        if len(para.split()) <= max_words:
+            steps.append(para)
+            continue
+        cur: list[str] = []
+        n = 0
+        for s in re.split(r"(?<=[.!?])\s+", para):
+            w = len(s.split())
+            if cur and n + w > max_words:
+                steps.append(" ".join(cur))
+                cur, n = [], 0
+            cur.append(s)
+            n += w
+        if cur:
+            steps.append(" ".join(cur))
+    return steps
+
+
+def tag_reasoning(steps: list[str]) -> list[tuple[str, str, str]]:
+    """(step, pivot, rule) for every step of one trace."""
+    return [(s, *tag_step(s, i, len(steps))) for i, s in enumerate(steps)]

@@ -1,0 +1,61 @@
+"""The main job's data config (configs/quickstart/data.yaml) builds offline from the data dir, with STAR-1
+rows (meta.teacher == "dataset") in the full set and in its --smoke slice, about half benign."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from r2d.config import build_config
+from r2d.data.build import BuildConfig, build
+from r2d.data.io import read_jsonl
+from r2d.data.schema import row_problems
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "quickstart"
+
+
+def _cfg(out: Path, smoke: bool) -> BuildConfig:
+    d = yaml.safe_load((CONFIGS / "data.yaml").read_text())
+    if smoke:
+        d |= yaml.safe_load((CONFIGS / "quickstart.yaml").read_text()).get("smoke", {}).get("data", {})
+    return build_config(BuildConfig, None, d | {"output": str(out), "hf_dataset": False, "progress": False})
+
+
+@pytest.mark.parametrize("smoke", [True, False])
+def test_quickstart_data_config_builds_with_star1_rows(tmp_path, data_dir, smoke):
+    if not (data_dir / "star1" / "STAR-1.json").is_file():
+        pytest.skip("STAR-1 not in the data dir")
+    cfg = _cfg(tmp_path / "d", smoke)
+    res = build(cfg)
+    rows = read_jsonl(tmp_path / "d" / "train.jsonl")
+    assert res.accepted == len(rows) > 0 and all(row_problems(r) == [] for r in rows)
+    star = [r for r in rows if r["meta"]["teacher"] == "dataset"]
+    assert star and all(r["meta"]["origin"].startswith("star1/STAR-1.json:id=") for r in star)
+    assert {r["label"] for r in star} == {"harmful", "jailbreak"}
+    benign = sum(r["label"] == "benign" for r in rows)
+    assert 0.35 <= benign / len(rows) <= 0.65
+    if not smoke:
+        assert len(rows) >= 250
+        card = (tmp_path / "d" / "card.md").read_text()
+        assert "## Pivot sequences" in card and "| meta.teacher | meta.reasoning_source | rows |" in card
+        # decontamination ran against the evaluation benchmarks, none excluded
+        for b in ("jbb", "harmbench", "xstest", "strongreject"):
+            assert f"{b} (" in card
+        harmful_seqs = {r["messages"][-1]["content"].count("[UNSAFE]") for r in star}
+        assert len(harmful_seqs) > 1
+
+
+def test_every_star1_harmbench_prompt_is_decontaminated(data_dir):
+    import json
+
+    from r2d.data.decontam import Decontaminator, eval_prompts
+
+    star = data_dir / "star1" / "STAR-1.json"
+    if not star.is_file():
+        pytest.skip("STAR-1 not in the data dir")
+    cfg = yaml.safe_load((CONFIGS / "data.yaml").read_text())
+    prompts = eval_prompts(None, cfg.get("decontam_exclude", []))
+    assert {"jbb", "harmbench", "xstest", "strongreject"} <= set(prompts)
+    dec = Decontaminator(prompts, cfg["decontam_n"], cfg["decontam_threshold"])
+    hb = [r["question"] for r in json.loads(star.read_text()) if r["source"] == "HarmBench"]
+    assert len(hb) == 31 and all(dec.check(q) for q in hb)
