@@ -21,7 +21,8 @@ def test_jailbreak_uses_only_train_templates(data_dir):
     used = {s.meta["template_id"] for s in jb}
     assert used <= train and not used & evals
     assert all(s.meta["goal"] in s.prompt for s in jb)
-    from r2d.data.dedup import jaccard, shingles
+    from r2d.textmatch import jaccard
+    from r2d.textmatch import ngrams as shingles
 
     evals = [shingles(t, 5) for t in S.eval_template_texts()]
     texts = {t["id"]: t["text"] for t in S.train_templates()}

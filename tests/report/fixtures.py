@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from r2d.report.stats import wilson_ci
+from r2d.stats import wilson_ci
 
 HARMFUL = [f"h{i}" for i in range(10)]
 BENIGN = [f"b{i}" for i in range(4)]

@@ -127,4 +127,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{c['model']}\t{c['defense']}\t{c['policy']}\t{c['benchmark']}/{c['subset']}\t{c['attack']}\t"
               f"{c['judge']}\tn={c['n']}\tASR={asr}\trefusal={ref}\terrors={c['errors']}\tno_answer={c['no_answer']}")
     print(f"r2d eval: wrote {cfg.output}/results.json", file=sys.stderr)
+    if res["samples"] and res.get("sample_errors") == res["samples"]:
+        print(f"r2d eval: error: every sample failed ({res['samples']}); first error: {res['first_error']}",
+              file=sys.stderr)
+        return 1
     return 0

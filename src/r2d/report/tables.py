@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from r2d.report.render import Table
 from r2d.report.rundata import HARMFUL_SUBSETS, Arm, Run, is_harmful
-from r2d.report.stats import PairedResult, wilson_ci
+from r2d.stats import PairedResult, mean_std, wilson_ci
 
 XSTEST_LABELS = ("full_compliance", "partial_refusal", "full_refusal")
 
@@ -239,8 +239,8 @@ def word_counts(runs: list[Run]) -> dict[Arm, dict[str, list[int]]]:
 def _mean_std(xs: list[int]) -> str:
     if not xs:
         return "–"
-    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{statistics.fmean(xs):.1f} ± {sd:.1f} (n={len(xs)})"
+    m, sd = mean_std(xs)
+    return f"{m:.1f} ± {sd:.1f} (n={len(xs)})"
 
 
 def words_table(counts: dict[Arm, dict[str, list[int]]], labels: dict[Arm, str]) -> Table:
