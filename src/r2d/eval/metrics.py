@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Iterable
 
+from r2d.records import HARMFUL_SUBSETS
 from r2d.stats import mean_std, wilson_ci
 
 CELL_KEYS = ("model", "defense", "policy", "benchmark", "subset", "attack", "judge")
-HARMFUL_SUBSETS = ("harmful", "unsafe")
 XSTEST_LABELS = ("full_compliance", "full_refusal", "partial_refusal")
 
 

@@ -35,6 +35,7 @@ from r2d.eval.metrics import compute_cells, words_summary
 from r2d.eval.types import Behavior, JudgeInput, TestCase
 from r2d.provenance import base_provenance, model_fingerprint
 from r2d.reasoning import parse, visible_answer
+from r2d.records import Judgment
 from r2d.store import JsonlStore, fingerprint
 
 
@@ -430,8 +431,8 @@ class Runner:
                     verdicts = judge.judge(items)
                     if len(verdicts) != len(items):
                         raise RuntimeError(f"judge {j.label} returned {len(verdicts)} verdicts for {len(items)}")
-                    store.append([{"key": r["key"], "judge": j.label, "verdict": v.to_dict(),
-                                   "fingerprint": self.judge_fingerprint(j, r)} for r, v in zip(chunk, verdicts)])
+                    store.append([Judgment(r["key"], j.label, v.to_dict(), self.judge_fingerprint(j, r)).to_dict()
+                                  for r, v in zip(chunk, verdicts)])
                     self.stats["judged"] += len(chunk)
                     bar.update(len(chunk))
 
