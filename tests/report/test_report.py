@@ -37,7 +37,8 @@ def test_report_from_fixture_run(tmp_path, capsys):
     direct, template, pooled = ([c.strip() for c in r.strip("|").split("|")] for r in rows)
     assert direct[2:6] + direct[9:] == ["direct", "base", "r2d", "10", "5", "0", "0.0625"]
     assert template[5] == "9" and template[9:] == ["6", "1", "0.125"]  # the judge error is left out
-    assert pooled[2] == "all attacks" and pooled[5] == "19" and pooled[9:] == ["11", "1", "**0.0391 (cluster, 10 behaviours)**"]  # 2 attacks share each behaviour
+    assert pooled[2] == "all attacks" and pooled[5] == "19"
+    assert pooled[9:] == ["11", "1", "**0.0391 (cluster, 10 behaviours)**"]  # 2 attacks share each behaviour
     # XSTest, words, traces, judge limits, provenance
     assert "| r2d | jbb | benign | refusal | 4 | 0 | 100.0% |" in md
     assert "| r2d | unsafe | refusal | 20 | 0 | 20.0% | 5.0% | 75.0% |" in md
@@ -97,7 +98,7 @@ def test_compare_two_runs(tmp_path):
                  "--baseline", "r2d_run: smollm2-r2d", "--traces-model", "base_run: base"]) == 0
     md = (out / "report.md").read_text()
     row = [c.strip() for c in next(r for r in md.splitlines() if "| all attacks |" in r).strip("|").split("|")]
-    assert row[9:] == ["1", "11", "**0.00635**"] and "System: **base_run: base**" in md
+    assert row[9:] == ["1", "11", "**0.0391 (cluster, 10 behaviours)**"] and "System: **base_run: base**" in md
 
 
 def test_missing_sections_are_stated_not_crashing(tmp_path):
