@@ -95,7 +95,7 @@ class HFBackend:
     def _processors(self, params: GenParams):
         from transformers import LogitsProcessor, LogitsProcessorList
 
-        from r2d.infer.processors import PivotRecorder
+        from r2d.backends.processors import PivotRecorder
         from r2d.pivots import pivot_ids
 
         procs = LogitsProcessorList()
