@@ -78,6 +78,8 @@ def resolve_model(name: str | None) -> str:
         return str(dest)
     if Path(name).expanduser().exists():
         return str(Path(name).expanduser())
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ValueError(f"model path {name!r} not found (and it is not a Hub id 'owner/name')")
     if "/" in name:
         return name  # Hub id, loaded by transformers (needs the internet)
     raise ValueError(f"unknown model {name!r}: not an alias ({', '.join(ALIASES)}), a local path or a Hub id")
@@ -127,8 +129,13 @@ def load_model(name: str | None, dtype: str = "auto", device: str | None = "auto
     if is_adapter_dir(path):  # an `r2d train` adapter: base + new-token rows + adapter, merged
         model, tok = load_trained(path, dtype=dtype)
     else:
-        tok = load_tokenizer(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        try:
+            tok = load_tokenizer(path)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        except OSError as e:  # a Hub id that is not reachable or does not exist
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"model {name!r}: not a local path or alias, and loading it as a Hub id failed: "
+                             f"{first}") from None
     if expand:
         expand_tokenizer(tok, model)
     if device:

@@ -26,7 +26,7 @@ class HFBackend:
     supports_logits_processors = True
 
     def __init__(self, model: Any = None, tokenizer: Any = None, dtype: str = "auto", device: str | None = "auto",
-                 guard: bool = True, progress: bool = True, expand: bool = True, **_: Any) -> None:
+                 guard: bool = True, progress: bool = True, expand: bool = True) -> None:
         """``model``: an alias/path/Hub id (loaded with ``r2d.models.load_model``) or a loaded
         ``PreTrainedModel`` (then ``tokenizer`` is required)."""
         if model is None or isinstance(model, str):

@@ -24,7 +24,7 @@ class MockBackend:
     name = "mock"
 
     def __init__(self, model: str | None = None, rules: list[tuple[str, str]] | None = None,
-                 default: str = DEFAULT_REPLY, guard: bool = True, delay_s: float = 0.0, **_: object) -> None:
+                 default: str = DEFAULT_REPLY, guard: bool = True, delay_s: float = 0.0) -> None:
         self.model = model or "mock"
         self.rules = [(re.compile(p, re.IGNORECASE | re.DOTALL), r) for p, r in (rules or [])]
         self.default = default

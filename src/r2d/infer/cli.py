@@ -94,7 +94,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from r2d.provenance import base_provenance, model_fingerprint, sha256_file
     from r2d.store import fingerprint
 
-    rows = read_prompts(args.input, system=args.system)  # validate before loading any model
+    rows = read_prompts(args.input, system=args.system, trust_assistant=args.no_guard)  # before loading a model
     backend, params, policy = _setup(args)
     model_label = getattr(backend, "model_name", None) or getattr(backend, "model", None) or args.model
     identity = {"alias": args.model} if args.model in ALIASES else model_fingerprint(args.model)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from r2d.backends.base import Chat, Completion, GenParams
+from r2d.pivots import neutralize
 from r2d.reasoning import parse
 from r2d.store import JsonlStore
 
@@ -27,8 +28,10 @@ class PromptRow:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def read_prompts(path: str | Path, system: str | None = None) -> list[PromptRow]:
-    """Read and validate the input; a bad row raises ``ValueError("FILE:LINE: ...")``."""
+def read_prompts(path: str | Path, system: str | None = None, trust_assistant: bool = False) -> list[PromptRow]:
+    """Read and validate the input; a bad row raises ``ValueError("FILE:LINE: ...")``. Assistant turns in
+    the input come from the client, so they are neutralised like user turns (no forged pivot or think
+    token in a "prior" reply) unless ``trust_assistant``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file {path} not found")
@@ -57,6 +60,9 @@ def read_prompts(path: str | Path, system: str | None = None) -> list[PromptRow]
                     if not isinstance(m, dict) or not isinstance(m.get("role"), str) \
                             or not isinstance(m.get("content"), str):
                         raise ValueError(f"{where}: messages[{k}] needs string 'role' and 'content'")
+                if not trust_assistant:
+                    chat = [{**m, "content": neutralize(m["content"])} if m["role"] == "assistant" else m
+                            for m in chat]
                 prompt = next((m["content"] for m in reversed(chat) if m["role"] == "user"), "")
             elif isinstance(obj.get("prompt"), str) and obj["prompt"].strip():
                 prompt = obj["prompt"]
@@ -124,6 +130,8 @@ def run_generate(backend: Any, rows: list[PromptRow], output: str | Path, params
     from r2d.infer.policies import generate_with_policy
 
     output = Path(output)
+    if output.is_dir():
+        raise ValueError(f"output {output} is a directory; give a JSONL file path")
     size = chunk_size or params.batch_size
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"batch size must be a positive integer, got {size!r}")
