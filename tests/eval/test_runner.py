@@ -156,7 +156,7 @@ def test_overlap_with_train_data(tmp_path):
 def test_bad_config_errors(tmp_path):
     with pytest.raises(ValueError, match="no models"):
         Runner(cfg(tmp_path, models=[]))
-    with pytest.raises(ValueError, match="unknown model key"):
+    with pytest.raises(ValueError, match="unknown config key"):
         Runner(cfg(tmp_path, models=[{"label": "x", "modle": "y"}]))
     with pytest.raises(KeyError, match="unknown judge"):
         Runner(cfg(tmp_path, judges=["nope"]), backends={"m": Counting()}).run()

@@ -15,7 +15,7 @@ import random
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from r2d import registry
 from r2d.paths import data_file
@@ -270,7 +270,3 @@ def mix_seeds(mix: dict[str, Any], size: int | None = None, seed: int = 0, edgy_
     uniq = [s for s in out if not (s.id in seen or seen.add(s.id))]
     random.Random(f"{seed}:order").shuffle(uniq)
     return uniq
-
-
-def iter_ids(seeds: Iterable[Seed]) -> list[str]:
-    return [s.id for s in seeds]

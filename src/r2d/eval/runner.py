@@ -29,6 +29,7 @@ from typing import Any
 
 from r2d import registry
 from r2d.backends.base import Chat, Completion, GenParams, get_backend
+from r2d.config import check_keys
 from r2d.eval.benchmarks import stratified
 from r2d.eval.defenses.prompting import generate_with_policy
 from r2d.eval.metrics import compute_cells, words_summary
@@ -115,10 +116,8 @@ class ModelSpec:
             return cls(label=raw, model=raw)
         if not isinstance(raw, dict):
             raise ValueError(f"config: a model must be a name or a mapping, got {raw!r}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        extra = set(raw) - known - {"name"}
-        if extra:
-            raise ValueError(f"config: unknown model key(s) {', '.join(sorted(extra))}")
+        check_keys(cls, raw, f"config: model {raw.get('label') or raw.get('name') or raw.get('model')!r}",
+                   allow=("name",))
         model = raw.get("model", raw.get("name"))
         return cls(label=str(raw.get("label") or raw.get("name") or model), model=model,
                    backend=raw.get("backend", "hf"), backend_kwargs=dict(raw.get("backend_kwargs") or {}),
