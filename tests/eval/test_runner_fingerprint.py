@@ -9,7 +9,7 @@ from r2d.cli import main
 from r2d.eval.runner import EvalConfig, Runner
 from r2d.store import JsonlStore
 
-from .test_runner import Counting, cfg  # noqa: F401 - registers the fake-test benchmark
+from .test_runner import Counting, cfg, fake_bench  # noqa: F401 - fake_bench registers the fake-test benchmark
 
 
 def _samples(tmp_path):
