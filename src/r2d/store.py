@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,3 +167,39 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
                 yield n, json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 yield n, e
+
+
+def claim_run_dir(out: str | Path, run: dict, marker: str, who: str, overwrite: bool = False,
+                  resume: bool = True, main_process: bool = True) -> None:
+    """Claim directory ``out`` for a run described by ``run`` (everything that changes its output).
+
+    A missing or empty directory is claimed (``marker`` is written with ``run`` and its fingerprint);
+    one whose marker holds the same fingerprint is resumed (unless ``resume`` is False); anything else
+    (another run, files ``who`` did not write) is a one-line error naming the differing fields, unless
+    ``overwrite``, which empties the directory first."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output {out} is a file, not a directory")
+    rec = {"fingerprint": fingerprint(run), "run": run}
+    entries = list(out.iterdir()) if out.is_dir() else []
+    if entries and overwrite:
+        if main_process:
+            shutil.rmtree(out)
+        entries = []
+    if entries:
+        path = out / marker
+        if not path.is_file():
+            raise ValueError(f"output directory {out} is not empty and was not written by {who}; "
+                             f"choose another output or pass --overwrite")
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old.get("fingerprint") != rec["fingerprint"]:
+            before = old.get("run") or {}
+            diff = sorted(str(k) for k in set(before) | set(run) if before.get(k) != run.get(k))
+            raise ValueError(f"output directory {out} holds a run of {who} with other settings "
+                             f"({', '.join(diff) or 'other'}); choose another output or pass --overwrite")
+        if not resume:
+            raise ValueError(f"output directory {out} already holds this run; pass --resume to continue it "
+                             f"or --overwrite to start afresh")
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / marker).write_text(json.dumps(rec, indent=2, default=str) + "\n", encoding="utf-8")

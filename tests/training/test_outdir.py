@@ -18,9 +18,9 @@ def test_same_config_resumes_other_config_refused(tmp_path):
     claim_output_dir(cfg(tmp_path), DATA)
     (tmp_path / "out" / "checkpoint-10").mkdir()
     claim_output_dir(cfg(tmp_path, logging_steps=1), DATA)  # cadence does not change the model: resume
-    with pytest.raises(ValueError, match=r"holds a run with another config \(max_steps\)"):
+    with pytest.raises(ValueError, match=r"holds a run of r2d train with other settings \(max_steps\)"):
         claim_output_dir(cfg(tmp_path, max_steps=7), DATA)
-    with pytest.raises(ValueError, match=r"another config \(data \(content\)\)"):
+    with pytest.raises(ValueError, match=r"other settings \(data \(content\)\)"):
         claim_output_dir(cfg(tmp_path), {"sha256": "b" * 64})
     with pytest.raises(ValueError, match="pass --resume"):
         claim_output_dir(cfg(tmp_path, resume=False), DATA)

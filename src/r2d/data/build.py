@@ -18,7 +18,7 @@ import json
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from r2d.data.schema import row_problems
 from r2d.data.seeds import Seed, mix_seeds
 from r2d.data.tagging import Dropped, judge_split, split_reply
 from r2d.data.teachers.base import TeacherReply
-from r2d.store import JsonlStore
+from r2d.store import JsonlStore, claim_run_dir
 
 DEFAULT_MIX = {"alpaca": 0.3, "self-instruct": 0.15, "advbench": 0.25, "jailbreak": 0.3}
 
@@ -57,6 +57,8 @@ class BuildConfig:
     retry_errors: bool = True
     hf_dataset: bool = True
     progress: bool = True
+    overwrite: bool = field(default=False, metadata={"help": "empty the output directory first (it holds a "
+                                                             "build with other settings, or other files)"})
 
 
 @dataclass
@@ -81,6 +83,24 @@ def _train_row(seed: Seed, text: str, teacher: str, extra: dict) -> dict:
             "label": seed.label, "source": seed.meta.get("source") or seed.origin.split(":")[0],
             "meta": {"origin": seed.origin, "category": seed.category, "teacher": teacher, **extra,
                      **{k: v for k, v in seed.meta.items() if k in ("template_id", "wrappers", "edgy")}}}
+
+
+RUN_FILE = "build_run.json"
+# fields that do not change a row already written: where and how fast it runs, how much is drawn, and the
+# teacher/judge kwargs (their output-relevant part is the teacher's cache_params and the judge's params)
+NOT_ROW_FIELDS = ("output", "size", "limit", "chunk_size", "cache_dir", "retry_errors", "hf_dataset", "progress",
+                  "overwrite", "teacher_kwargs", "judge_kwargs")
+
+
+_TRANSPORT = ("api_key", "base_url", "concurrency", "timeout", "max_retries", "retries", "rps", "backoff")
+
+
+def _run_fields(cfg: BuildConfig, teacher: Any) -> dict:
+    """What a resumed build must share with the rows already in its output (teacher, judge, seeds, filters);
+    endpoint/transport settings of the teacher and judge are left out."""
+    return {**{k: v for k, v in asdict(cfg).items() if k not in NOT_ROW_FIELDS},
+            "teacher_params": teacher.cache_params(),
+            "judge_params": {k: v for k, v in cfg.judge_kwargs.items() if k not in _TRANSPORT}}
 
 
 def _load_done(out: Path, retry_errors: bool) -> set[str]:
@@ -150,7 +170,6 @@ async def abuild(cfg: BuildConfig, teacher: Any = None, judge: Any = None) -> Bu
     if not cfg.output:
         raise ValueError("data build: --output DIR is required")
     out = Path(cfg.output)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     res = BuildResult()
     # --limit without --size draws a small mixture at the configured ratios
@@ -161,6 +180,7 @@ async def abuild(cfg: BuildConfig, teacher: Any = None, judge: Any = None) -> Bu
         raise ValueError("data build: the seed mixture is empty")
     teacher = teacher or registry.create("teacher", cfg.teacher, **cfg.teacher_kwargs)
     judge = judge or registry.create("judge", cfg.judge, **cfg.judge_kwargs)
+    claim_run_dir(out, _run_fields(cfg, teacher), RUN_FILE, "r2d data build", overwrite=cfg.overwrite)
     done = _load_done(out, cfg.retry_errors)
     kept, pre_rejected, decontam = filter_seeds(seeds, cfg)
     new_rej = [r for r in pre_rejected if r["id"] not in done]
