@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("r2d: interrupted (rerun the same command to resume)", file=sys.stderr)
         return 130
-    except (R2DError, ValueError, FileNotFoundError, KeyError, ConnectionError, TimeoutError) as e:
+    except (R2DError, ValueError, KeyError, OSError) as e:  # OSError: FileNotFound/Exists, Connection, Timeout
         if os.environ.get("R2D_DEBUG"):
             raise
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -77,14 +77,21 @@ def load_yaml(path: str | Path | None) -> dict:
     return data
 
 
+def check_keys(cls: type, data: dict, where: Any, allow: tuple[str, ...] = ()) -> None:
+    """The one unknown-key check for every config and spec: a key naming no field of ``cls`` is a
+    one-line error naming ``where`` (the file or the config entry)."""
+    names = {f.name for f in dataclasses.fields(cls)} | set(allow)
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown config key(s) {', '.join(map(str, unknown))} for {cls.__name__}")
+
+
 def build_config(cls: type[C], path: str | Path | None = None, args: argparse.Namespace | dict | None = None,
                  **overrides: Any) -> C:
     """defaults < YAML ``path`` < ``args`` (only keys naming fields) < ``overrides``."""
     names = {f.name for f in dataclasses.fields(cls)}
     data = load_yaml(path)
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"{path}: unknown config key(s) {', '.join(unknown)} for {cls.__name__}")
+    check_keys(cls, data, path)
     given = vars(args) if isinstance(args, argparse.Namespace) else (args or {})
     data.update({k: v for k, v in given.items() if k in names})
     data.update({k: v for k, v in overrides.items() if k in names})

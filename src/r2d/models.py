@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+ADAPTER_META = "r2d_adapter.json"
+ROWS_FILE = "r2d_new_tokens.safetensors"
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -148,6 +152,8 @@ def resolve_model(name: str | None) -> str:
         return str(dest)
     if Path(name).expanduser().exists():
         return str(Path(name).expanduser())
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ValueError(f"model path {name!r} not found (and it is not a Hub id 'owner/name')")
     if "/" in name:
         return name  # Hub id, loaded by transformers (needs the internet)
     raise ValueError(f"unknown model {name!r}: not an alias ({', '.join(ALIASES)}), a local path or a Hub id")
@@ -194,16 +200,61 @@ def load_model(name: str | None, dtype: str = "auto", device: str | None = "auto
     dtype = pick_dtype(dtype, device)
 
     path = resolve_model(name)
-    from r2d.training.saving import is_adapter_dir, load_trained
-
     if is_adapter_dir(path):  # an `r2d train` adapter: base + new-token rows + adapter, merged
         model, tok = load_trained(path, dtype=dtype)
     else:
-        tok = load_tokenizer(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        try:
+            tok = load_tokenizer(path)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        except OSError as e:  # a Hub id that is not reachable or does not exist
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"model {name!r}: not a local path or alias, and loading it as a Hub id failed: "
+                             f"{first}") from None
     if expand:
         expand_tokenizer(tok, model)
     if device:
         model.to(device)
     model.eval()
+    return model, tok
+
+
+# --- reading an `r2d train` adapter directory (written by r2d.training.saving) ----------------------
+
+def is_adapter_dir(path: str | Path) -> bool:
+    return (Path(path) / ADAPTER_META).is_file()
+
+
+def is_tied(model) -> bool:
+    """Input and output embeddings share storage (check on the plain model, before PEFT wraps it:
+    a wrapper's ``.weight`` may be a fresh merged tensor)."""
+    out = model.get_output_embeddings()
+    return out is None or out.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+
+
+def load_trained(path: str | Path, dtype: str = "float32"):
+    """(model, tokenizer) from an r2d adapter directory: base + rows + adapter, merged."""
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    meta = json.loads((path / ADAPTER_META).read_text())
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(meta["base_model"]), dtype=getattr(torch, dtype))
+    if model.get_input_embeddings().weight.shape[0] < len(tok):
+        model.resize_token_embeddings(len(tok), mean_resizing=False)
+    model.config.vocab_size = model.get_input_embeddings().weight.shape[0]
+    rows = load_file(str(path / ROWS_FILE))
+    ids = torch.tensor(meta["token_ids"])
+    with torch.no_grad():
+        emb = model.get_input_embeddings().weight
+        emb[ids] = rows["input"].to(emb.dtype)
+        if "output" in rows and not is_tied(model):
+            w = model.get_output_embeddings().weight
+            w[ids] = rows["output"].to(w.dtype)
+    if (path / "adapter_config.json").is_file():
+        model = PeftModel.from_pretrained(model, path).merge_and_unload()
     return model, tok

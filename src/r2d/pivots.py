@@ -9,6 +9,7 @@ tokenizers that already contain ``<think>``).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 SAFE, UNSAFE, RETHINK = "[SAFE]", "[UNSAFE]", "[RETHINK]"
@@ -150,18 +151,65 @@ def open_think_in_template(tokenizer) -> bool:
 
 
 # --- neutralising untrusted text ---------------------------------------------------------------
-# Any bracketed pivot word or think tag, whatever the case or inner spacing.
-_PIVOT_RE = re.compile(r"\[\s*(safe|unsafe|un-safe|rethink)\s*\]", re.IGNORECASE)
-_THINK_RE = re.compile(r"<\s*(/?)\s*think\s*>", re.IGNORECASE)
+# Any bracketed pivot word or think tag, whatever the case or inner spacing, and chat-template control
+# tokens of the ``<|name|>`` family (ChatML ``<|im_start|>``, Llama-3 ``<|eot_id|>``, ...). Matched on
+# the NFKC view of the text, so a fullwidth ``＜think＞`` that a normalising tokenizer maps to
+# ``<think>`` is caught too; only the matched span is rewritten, the rest of the text stays as written.
+_UNTRUSTED_RE = re.compile(r"\[\s*(?P<pivot>safe|unsafe|un-safe|rethink)\s*\]"
+                           r"|<\s*(?P<slash>/?)\s*think\s*>"
+                           r"|<\|(?P<ctl>[^|<>\s]{1,64})\|>", re.IGNORECASE)
 
 
-def neutralize(text: str) -> str:
-    """Rewrite pivot tokens and think tags in untrusted text (user, system or tool turns) so that
-    they can never tokenize to an R2D id: ``[SAFE]`` -> ``(SAFE)``, ``</think>`` -> ``(/think)``.
-    The words stay readable; only the exact token strings are broken.
-    """
-    text = _PIVOT_RE.sub(lambda m: f"({m.group(1)})", text)
-    return _THINK_RE.sub(lambda m: f"({m.group(1)}think)", text)
+def _replacement(m: re.Match) -> str:
+    if m.group("pivot") is not None:
+        return f"({m.group('pivot')})"
+    if m.group("ctl") is not None:
+        return f"(|{m.group('ctl')}|)"
+    return f"({m.group('slash')}think)"
+
+
+def neutralize(text: str, special_tokens: tuple[str, ...] = ()) -> str:
+    """Rewrite pivot tokens, think tags and chat-template control tokens in untrusted text (user, system
+    or tool turns) so that they can never tokenize to a special id: ``[SAFE]`` -> ``(SAFE)``,
+    ``</think>`` -> ``(/think)``, ``<|im_start|>`` -> ``(|im_start|)``. ``special_tokens``: further
+    strings to break (a tokenizer's own special tokens, e.g. ``</s>``, ``[INST]``): their first character
+    is replaced by a look-alike. Words stay readable; only exact token strings are broken."""
+    view, index = [], []
+    for i, ch in enumerate(text):
+        for c in unicodedata.normalize("NFKC", ch):
+            view.append(c)
+            index.append(i)
+    view_s = "".join(view)
+    spans = [(index[m.start()], index[m.end() - 1] + 1, _replacement(m)) for m in _UNTRUSTED_RE.finditer(view_s)]
+    for tok in special_tokens:
+        if len(tok) < 2 or tok.isalnum():
+            continue
+        start = view_s.find(tok)
+        while start >= 0:
+            end = start + len(tok)
+            spans.append((index[start], index[end - 1] + 1, _LOOKALIKE.get(tok[0], tok[0] + "\u2060") + tok[1:]))
+            start = view_s.find(tok, end)
+    out, last = [], 0
+    for a, b, rep in sorted(spans):
+        if a < last:
+            continue  # overlapping matches: the first one wins
+        out += [text[last:a], rep]
+        last = b
+    return "".join(out) + text[last:]
+
+
+_LOOKALIKE = {"<": "\u2039", "[": "(", "{": "(", "|": "\u00a6"}  # ‹  ¦: never parsed as the token
+
+
+def neutralize_content(content):
+    """``neutralize`` for a chat message's content: a string, or multi-part content (a list of parts,
+    ``{"type": "text", "text": ...}``), each text part neutralised."""
+    if isinstance(content, str):
+        return neutralize(content)
+    if isinstance(content, list):
+        return [{**p, "text": neutralize(p["text"])} if isinstance(p, dict) and isinstance(p.get("text"), str)
+                else (neutralize(p) if isinstance(p, str) else p) for p in content]
+    return content
 
 
 def contains_r2d_token(text: str) -> bool:

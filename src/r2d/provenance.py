@@ -18,6 +18,40 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def sampled_digest(path: str | Path, samples: int = 16, block: int = 1 << 16) -> str:
+    """sha256 of a file's size and ``samples`` evenly spaced blocks (whole file when small): a cheap
+    content identity for multi-GB weights; a retrained model changes it, a copied one keeps it."""
+    path = Path(path)
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        if size <= samples * block:
+            h.update(f.read())
+        else:
+            for i in range(samples):
+                f.seek((size - block) * i // (samples - 1))
+                h.update(f.read(block))
+    return h.hexdigest()
+
+
+def model_fingerprint(name: str | None) -> dict:
+    """Identity of a local model: resolved path, sha256 of config.json and a sampled content digest of
+    every weight file (aliases are looked up in the conversion cache; Hub ids and API models are
+    recorded by name only)."""
+    if not name:
+        return {}
+    from r2d.models import ALIASES, cache_dir
+
+    path = cache_dir() / "models" / name if name in ALIASES else Path(str(name)).expanduser()
+    if not path.is_dir():
+        return {"resolved_path": str(path.resolve()), "digest": sampled_digest(path)} if path.is_file() else {}
+    out: dict = {"resolved_path": str(path.resolve())}
+    if (path / "config.json").is_file():
+        out["config_sha256"] = sha256_file(path / "config.json")
+    out["weights"] = {p.name: sampled_digest(p) for p in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))}
+    return out
+
+
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -44,17 +44,43 @@ class UnknownComponentError(KeyError):
         return str(self.args[0])
 
 
+# The methods a class registered under a kind must have (its Protocol); factories are checked when called.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "backend": ("generate",), "judge": ("judge",), "attack": ("generate",), "defense": ("generate",),
+    "benchmark": ("load",),
+}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """The same component defined again (a module re-imported), not another one under a taken name."""
+    return a is b or (getattr(a, "__module__", None) == getattr(b, "__module__", 0)
+                      and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", 0))
+
+
 def register(kind: str, name: str) -> Callable[[T], T]:
-    """Class/function decorator: register ``obj`` as component ``name`` of ``kind``."""
+    """Class/function decorator: register ``obj`` as component ``name`` of ``kind``. A name already taken
+    by another component raises; a class must have its kind's methods (``REQUIRED``)."""
     if kind not in _REGISTRY:
         raise ValueError(f"unknown component kind {kind!r}; kinds are {', '.join(KINDS)}")
 
     def deco(obj: T) -> T:
+        old = _REGISTRY[kind].get(name)
+        if old is not None and not _same(old, obj):
+            raise ValueError(f"{kind} {name!r} is already registered by {old.__module__}.{old.__qualname__}")
+        if isinstance(obj, type):
+            missing = [m for m in REQUIRED.get(kind, ()) if not callable(getattr(obj, m, None))]
+            if missing:
+                raise TypeError(f"{kind} {name!r}: {obj.__qualname__} lacks {', '.join(missing)}()")
         _REGISTRY[kind][name] = obj
         setattr(obj, "registry_name", name)
         return obj
 
     return deco
+
+
+def unregister(kind: str, name: str) -> None:
+    """Remove a component (tests clear what they registered)."""
+    _REGISTRY[kind].pop(name, None)
 
 
 def _load(kind: str) -> None:

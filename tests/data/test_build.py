@@ -120,3 +120,29 @@ def test_dedup_exact_and_near():
     near = d.check("c", base.replace("small", "tiny"))
     assert near[0] == "near" and near[1] == "a" and near[2] >= 0.7
     assert d.check("d", "Explain photosynthesis to a ten year old child in simple words please") is None
+
+
+def test_rebuild_with_another_teacher_into_same_output_is_refused(tmp_path, data_dir):
+    """Issue 12: a resumed build must not reuse rows another teacher/judge/filter wrote."""
+    build(_cfg(tmp_path / "o", size=6))
+    build(_cfg(tmp_path / "o", size=8))  # drawing more is a resume: allowed
+    with pytest.raises(ValueError, match=r"holds a run of r2d data build with other settings \(dedup_threshold\)"):
+        build(_cfg(tmp_path / "o", size=6, dedup_threshold=0.5))
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty and was not written by r2d data build"):
+        build(_cfg(tmp_path / "x", size=6))
+    build(_cfg(tmp_path / "o", size=6, dedup_threshold=0.5, overwrite=True))
+
+
+def test_resume_after_a_tail_torn_inside_a_utf8_character(tmp_path, data_dir):
+    """Issue 12 defect 5: a torn last line ending inside a UTF-8 character blocked the build's resume."""
+    out = tmp_path / "t"
+    build(_cfg(out, size=6))
+    before = sorted(_ids(out))
+    rows = (out / "train.jsonl").read_bytes().splitlines(keepends=True)
+    torn = '{"id": "x", "prompt": "caf\u00e9'.encode()[:-1]
+    (out / "train.jsonl").write_bytes(b"".join(rows[:-1]) + torn)
+    build(_cfg(out, size=6))
+    ids = _ids(out)
+    assert len(ids) == len(set(ids)) and sorted(ids) == before

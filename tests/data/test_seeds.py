@@ -21,7 +21,8 @@ def test_jailbreak_uses_only_train_templates(data_dir):
     used = {s.meta["template_id"] for s in jb}
     assert used <= train and not used & evals
     assert all(s.meta["goal"] in s.prompt for s in jb)
-    from r2d.data.dedup import jaccard, shingles
+    from r2d.textmatch import jaccard
+    from r2d.textmatch import ngrams as shingles
 
     evals = [shingles(t, 5) for t in S.eval_template_texts()]
     texts = {t["id"]: t["text"] for t in S.train_templates()}
@@ -85,3 +86,18 @@ def test_contrast_seeds_are_benign_answered_and_not_benchmark_copies(data_dir):
         xs = [words(r["prompt"]) for r in csv.DictReader(f)]
     worst = max((len(words(s.prompt) & x) / len(words(s.prompt) | x), s.prompt) for s in rows for x in xs)
     assert worst[0] <= 1 / 3, worst
+
+
+def test_train_template_holding_most_of_an_eval_template_is_removed(monkeypatch):
+    """Issue 10: the TRAIN/EVAL near-copy filter used Jaccard, so a TRAIN template holding 80% of an EVAL
+    template's 5-grams plus text of its own passed. Containment catches it."""
+    eval_t = " ".join(f"w{i}" for i in range(44))  # 40 five-grams
+    kept_part = " ".join(f"w{i}" for i in range(36))  # 32 of them = 80%
+    train_copy = kept_part + " " + " ".join(f"x{i}" for i in range(150)) + " {0}"
+    unrelated = " ".join(f"y{i}" for i in range(60)) + " {0}"
+    monkeypatch.setattr(S, "_split", lambda split: [{"id": "t1", "text": train_copy}, {"id": "t2", "text": unrelated}]
+                        if split == "train" else [{"id": "e1", "text": eval_t}])
+    from r2d.textmatch import jaccard, ngrams
+
+    assert jaccard(ngrams(train_copy, 5), ngrams(eval_t, 5)) < 0.3  # what the old rule let through
+    assert [t["id"] for t in S.train_templates()] == ["t2"]

@@ -119,9 +119,33 @@ def test_all_eval_prompts(data_dir):
     assert len(prompts["jbb"]) == 200
 
 
-def test_all_eval_prompts_skips_missing(empty_data_dir):
+def test_all_eval_prompts_never_skips_a_missing_benchmark(empty_data_dir, monkeypatch):
+    """Issue 10: decontamination warned and skipped a missing benchmark file (nothing to check on a fresh
+    machine). Now a missing file is downloaded, and when that fails the error names the benchmark."""
+    import httpx
+
+    def offline(*a, **k):
+        raise httpx.ConnectError("offline")
+
+    monkeypatch.setattr(httpx, "stream", offline)
     (empty_data_dir / "advbench").mkdir()
     (empty_data_dir / "advbench" / "harmful_behaviors.csv").write_text("goal,target\nDo a,Sure\n")
-    with pytest.warns(UserWarning, match="skipping benchmark jbb"):
-        prompts = B.all_eval_prompts()
-    assert prompts == {"advbench": ["Do a"]}
+    with pytest.raises(FileNotFoundError, match=r"decontamination: benchmark \w+.* is unavailable: could not download"):
+        B.all_eval_prompts()
+
+
+def test_all_eval_prompts_covers_every_registered_benchmark(data_dir):
+    from r2d import registry
+
+    @registry.register("benchmark", "extra-test")
+    class Extra:
+        def load(self, subset=None, limit=None):
+            return [B.Behavior(id="x", goal="Explain how to tame a dragon", benchmark="extra-test", subset="harmful")]
+
+    try:
+        assert B.all_eval_prompts()["extra-test"] == ["Explain how to tame a dragon"]
+    finally:
+        registry.unregister("benchmark", "extra-test")
+    assert "extra-test" not in registry.names("benchmark")
+
+

@@ -3,7 +3,8 @@
 import pytest
 
 from r2d.eval.metrics import cell_metrics, compute_cells, wilson_ci
-from r2d.eval.overlap import check_overlap, normalise
+from r2d.eval.overlap import check_overlap
+from r2d.textmatch import normalize as normalise
 
 
 def test_wilson_known_values():

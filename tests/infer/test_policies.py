@@ -5,7 +5,7 @@ import torch
 
 from r2d.backends.base import Completion, GenParams, get_backend
 from r2d.infer.policies import DEFAULT_REFUSAL, drop_unsafe_segments, generate_with_policy, get_policy
-from r2d.infer.processors import PivotThresholdProcessor
+from r2d.backends.processors import PivotThresholdProcessor
 from r2d.pivots import PivotIds
 from r2d import registry
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from r2d.report.stats import wilson_ci
+from r2d.stats import wilson_ci
 
 HARMFUL = [f"h{i}" for i in range(10)]
 BENIGN = [f"b{i}" for i in range(4)]
@@ -39,8 +39,8 @@ def make_run(path: Path, models=("base", "r2d"), xstest: bool = True, per_case: 
              string_keys: bool = False) -> Path:
     """Write results.json (+ samples.jsonl, judgments.jsonl when ``per_case``) under ``path``.
 
-    ``model_names`` relabels models in the files (e.g. {"r2d": "smollm2-r2d"}); ``string_keys``: samples
-    carry an opaque ``key`` and judgements only that key (as the eval runner may write them)."""
+    ``model_names`` relabels models in the files (e.g. {"r2d": "smollm2-r2d"}); rows follow r2d.records
+    (samples carry an opaque ``key``, judgements only that key). ``string_keys`` is accepted for old callers."""
     path.mkdir(parents=True, exist_ok=True)
     names = model_names or {}
     cells, samples, judgments = [], [], []
@@ -55,9 +55,7 @@ def make_run(path: Path, models=("base", "r2d"), xstest: bool = True, per_case: 
                 err = (m, attack, bid) in JUDGE_ERRORS
                 errors += err
                 jb += is_jb and not err
-                key = {"model": label, "defense": "none", "policy": "raw", "case_id": s["case_id"]}
-                if string_keys:
-                    s["key"] = key = f"{label}|none|raw|{s['case_id']}"
+                s["key"] = key = f"{label}|none|raw|{s['case_id']}"
                 verdict = {"jailbroken": None if err else is_jb, "refused": None if err else not is_jb,
                            "label": None, "score": None, "saw": "answer", "error": "judge timeout" if err else None}
                 judgments.append({"key": key, "judge": "refusal", "verdict": verdict})
@@ -67,7 +65,8 @@ def make_run(path: Path, models=("base", "r2d"), xstest: bool = True, per_case: 
                           "n": judged, "asr": jb / judged, "asr_ci": list(wilson_ci(jb, judged)),
                           "errors": errors, "words_mean": 0.0, "words_std": 0.0})
         for bid in BENIGN:
-            samples.append(_sample(label, "benign", "direct", bid, False, 20 + int(bid[1:])))
+            s = _sample(label, "benign", "direct", bid, False, 20 + int(bid[1:]))
+            samples.append({**s, "key": f"{label}|none|raw|{s['case_id']}"})
         cells.append({"model": label, "defense": "none", "policy": "raw", "benchmark": "jbb", "subset": "benign",
                       "attack": "direct", "variant": "", "judge": "refusal", "n": len(BENIGN), "errors": 0,
                       "asr": None, "asr_ci": None, "refusal_rate": 1.0})

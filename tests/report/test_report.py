@@ -37,7 +37,8 @@ def test_report_from_fixture_run(tmp_path, capsys):
     direct, template, pooled = ([c.strip() for c in r.strip("|").split("|")] for r in rows)
     assert direct[2:6] + direct[9:] == ["direct", "base", "r2d", "10", "5", "0", "0.0625"]
     assert template[5] == "9" and template[9:] == ["6", "1", "0.125"]  # the judge error is left out
-    assert pooled[2] == "all attacks" and pooled[5] == "19" and pooled[9:] == ["11", "1", "**0.00635**"]
+    assert pooled[2] == "all attacks" and pooled[5] == "19"
+    assert pooled[9:] == ["11", "1", "**0.0391 (cluster, 10 behaviours)**"]  # 2 attacks share each behaviour
     # XSTest, words, traces, judge limits, provenance
     assert "| r2d | jbb | benign | refusal | 4 | 0 | 100.0% |" in md
     assert "| r2d | unsafe | refusal | 20 | 0 | 20.0% | 5.0% | 75.0% |" in md
@@ -91,13 +92,13 @@ def test_compare_two_runs(tmp_path):
     assert _table_row(md, "attack")[1:] == ["base_run: base", "r2d_run: smollm2-r2d"]
     row = [c.strip() for c in next(r for r in md.splitlines() if "| all attacks |" in r).strip("|").split("|")]
     assert row[3:6] == ["base_run: base", "r2d_run: smollm2-r2d", "19"]
-    assert row[9:] == ["11", "1", "**0.00635**"]
+    assert row[9:] == ["11", "1", "**0.0391 (cluster, 10 behaviours)**"]
     # the reverse baseline flips b and c
     assert main(["report", str(base), "--compare", str(r2d), "--output", str(out),
                  "--baseline", "r2d_run: smollm2-r2d", "--traces-model", "base_run: base"]) == 0
     md = (out / "report.md").read_text()
     row = [c.strip() for c in next(r for r in md.splitlines() if "| all attacks |" in r).strip("|").split("|")]
-    assert row[9:] == ["1", "11", "**0.00635**"] and "System: **base_run: base**" in md
+    assert row[9:] == ["1", "11", "**0.0391 (cluster, 10 behaviours)**"] and "System: **base_run: base**" in md
 
 
 def test_missing_sections_are_stated_not_crashing(tmp_path):
@@ -136,13 +137,34 @@ def test_bad_run_dir_is_a_one_line_error(tmp_path, capsys, content, message):
     assert message in err and len(err.splitlines()) == 1
 
 
-def test_bad_jsonl_line_and_unknown_baseline(tmp_path, capsys):
+def test_bad_jsonl_line_is_noted_and_unknown_baseline(tmp_path, capsys):
+    """An unreadable line is skipped and named in the report's notes, as every reader of the store does;
+    the rows after it are kept."""
     run = make_run(tmp_path / "r")
     with open(run / "judgments.jsonl", "a") as f:
         f.write("{oops\n")
+    assert main(["report", str(run)]) == 0
+    assert "judgments.jsonl:41: skipped an unreadable line (not valid JSON" in (run / "report.md").read_text()
+
+
+def test_torn_tail_from_a_killed_eval_is_reported(tmp_path):
+    """Issue 12 defect 5: the report refused the torn line a killed eval leaves, even one ending inside
+    a UTF-8 character."""
+    run = make_run(tmp_path / "r")
+    with open(run / "samples.jsonl", "ab") as f:
+        f.write('{"key": "x", "completion": "caf\u00e9'.encode()[:-1])
+    assert main(["report", str(run)]) == 0
+    assert "samples.jsonl: the last line was torn" in (run / "report.md").read_text()
+
+
+def test_judgment_without_join_key_is_a_one_line_error(tmp_path, capsys):
+    run = make_run(tmp_path / "r")
+    with open(run / "judgments.jsonl", "a") as f:
+        f.write('{"judge": "refusal", "verdict": {}}\n')
     assert main(["report", str(run)]) == 2
-    assert "judgments.jsonl:41: not valid JSON" in capsys.readouterr().err
+    assert "judgments.jsonl: row 41: judgment row needs string 'key' and 'judge'" in capsys.readouterr().err
     run = make_run(tmp_path / "r2")
+    capsys.readouterr()
     assert main(["report", str(run), "--baseline", "nope"]) == 2
     assert "no system labelled 'nope'" in capsys.readouterr().err
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from r2d import registry
-from r2d.pivots import neutralize
+from r2d.pivots import neutralize, neutralize_content
 
 Chat = list[dict[str, str]]
 
@@ -69,26 +69,68 @@ class Backend(Protocol):
     def generate(self, chats: list[Chat], params: GenParams) -> list[Completion]: ...
 
 
-def prepare_messages(chat: Chat, guard: bool = True, trust_system: bool = False) -> Chat:
-    """Copy ``chat`` with untrusted turns (user, system, tool) neutralised so no pivot or think
-    token can be forged from outside the model. Assistant turns are left alone (they may be a
-    prefill the caller wants verbatim); ``trust_system`` leaves system turns alone too (a prompt the
-    caller wrote, e.g. the teacher's instruction that names the pivots)."""
-    trusted = {"assistant", "system"} if trust_system else {"assistant"}
+def prepare_messages(chat: Chat, guard: bool = True, trust_system: bool = False, trust_assistant: bool = True,
+                     special_tokens: tuple[str, ...] = ()) -> Chat:
+    """Copy ``chat`` with untrusted turns neutralised (``r2d.pivots.neutralize``: pivot and think tokens,
+    chat-template control tokens, NFKC look-alikes; string or multi-part content) so nothing can be
+    forged from outside the model.
+
+    ``trust_assistant`` (default True, for r2d's own callers): assistant turns are left alone, as r2d's
+    attacks and defenses write them (a prefill the caller wants verbatim). Anything that comes from a
+    client (``r2d generate`` input, a served endpoint) must pass False: prior assistant turns are then
+    neutralised like user turns. ``trust_system`` leaves system turns alone too (a prompt the caller
+    wrote, e.g. the teacher's instruction that names the pivots). ``special_tokens``: the tokenizer's
+    own special strings, broken too (backends that render the template pass them)."""
+    trusted = {"system"} if trust_system else set()
+    if trust_assistant:
+        trusted.add("assistant")
     out = []
     for m in chat:
-        if "role" not in m or "content" not in m:
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
             raise ValueError(f"chat message lacks 'role' or 'content': {m!r}")
         content = m["content"]
-        if guard and m["role"] not in trusted and isinstance(content, str):
-            content = neutralize(content)
+        if guard and m["role"] not in trusted:
+            content = neutralize_content(content)
+            if special_tokens:
+                content = _break_specials(content, special_tokens)
         out.append({**m, "content": content})
     return out
 
 
+def _break_specials(content: Any, special: tuple[str, ...]) -> Any:
+    if isinstance(content, str):
+        return neutralize(content, special)
+    if isinstance(content, list):
+        return [{**p, "text": neutralize(p["text"], special)} if isinstance(p, dict) and isinstance(p.get("text"), str)
+                else p for p in content]
+    return content
+
+
+def special_strings(tokenizer: Any) -> tuple[str, ...]:
+    """The tokenizer's special token strings (bos/eos/pad/template control tokens, added special tokens)."""
+    toks = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    for t in (getattr(tokenizer, "added_tokens_decoder", {}) or {}).values():
+        if getattr(t, "special", False):
+            toks.add(str(t.content if hasattr(t, "content") else t))
+    return tuple(sorted(toks, key=len, reverse=True))
+
+
 def get_backend(name: str, model: str | None = None, **kwargs: Any) -> Backend:
-    """Build a registered backend by name (``hf``, ``openai``, ``vllm``, ``mock`` ...)."""
-    return registry.create("backend", name, model=model, **kwargs)
+    """Build a registered backend by name (``hf``, ``openai``, ``vllm``, ``mock`` ...). An option the
+    backend does not take is an error naming it (never dropped silently)."""
+    import inspect
+
+    cls = registry.get("backend", name)
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            known = sorted(k for k in params if k != "model")
+            raise ValueError(f"backend {name}: unknown option(s) {', '.join(unknown)}; it takes {', '.join(known)}")
+    return cls(model=model, **kwargs)
 
 
 def think_prefix(prompt: str) -> str:
@@ -115,7 +157,7 @@ def render_prompt(tokenizer: Any, chat: Chat, guard: bool = True, trust_system: 
     the template continues it instead of opening a new assistant turn."""
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no chat template")
-    msgs = prepare_messages(chat, guard, trust_system)
+    msgs = prepare_messages(chat, guard, trust_system, special_tokens=special_strings(tokenizer))
     prefill = bool(msgs) and msgs[-1]["role"] == "assistant"
     return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=not prefill,
                                          continue_final_message=prefill)

@@ -26,7 +26,7 @@ class HFBackend:
     supports_logits_processors = True
 
     def __init__(self, model: Any = None, tokenizer: Any = None, dtype: str = "auto", device: str | None = "auto",
-                 guard: bool = True, progress: bool = True, expand: bool = True, **_: Any) -> None:
+                 guard: bool = True, progress: bool = True, expand: bool = True) -> None:
         """``model``: an alias/path/Hub id (loaded with ``r2d.models.load_model``) or a loaded
         ``PreTrainedModel`` (then ``tokenizer`` is required)."""
         if model is None or isinstance(model, str):
@@ -95,7 +95,7 @@ class HFBackend:
     def _processors(self, params: GenParams):
         from transformers import LogitsProcessor, LogitsProcessorList
 
-        from r2d.infer.processors import PivotRecorder
+        from r2d.backends.processors import PivotRecorder
         from r2d.pivots import pivot_ids
 
         procs = LogitsProcessorList()

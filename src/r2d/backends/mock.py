@@ -1,8 +1,9 @@
 """A deterministic scripted backend for tests and offline end-to-end runs.
 
 Rules are tried in order; the first whose regex matches the last user message gives the reply.
-``model`` may be a path to a JSON file ``{"rules": [{"match": REGEX, "reply": TEXT}], "default": TEXT}``.
-A reply of ``"!error"`` simulates a failed call.
+``model`` may be a path to a JSON file ``{"rules": [{"match": REGEX, "reply": TEXT}], "default": TEXT,
+"delay_s": SECONDS}``. A reply of ``"!error"`` simulates a failed call; ``delay_s`` makes each reply take
+that long (fault tests kill a run mid-way).
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ class MockBackend:
     name = "mock"
 
     def __init__(self, model: str | None = None, rules: list[tuple[str, str]] | None = None,
-                 default: str = DEFAULT_REPLY, guard: bool = True, **_: object) -> None:
+                 default: str = DEFAULT_REPLY, guard: bool = True, delay_s: float = 0.0) -> None:
         self.model = model or "mock"
         self.rules = [(re.compile(p, re.IGNORECASE | re.DOTALL), r) for p, r in (rules or [])]
         self.default = default
-        self.guard = guard
+        self.guard, self.delay_s = guard, delay_s
         self.calls: list[Chat] = []
         if model and model != "mock" and Path(model).is_file():
             spec = json.loads(Path(model).read_text())
             self.rules += [(re.compile(r["match"], re.IGNORECASE | re.DOTALL), r["reply"]) for r in spec.get("rules", [])]
             self.default = spec.get("default", self.default)
+            self.delay_s = float(spec.get("delay_s", self.delay_s))
 
     def reply_for(self, chat: Chat) -> str:
         user = next((m["content"] for m in reversed(chat) if m["role"] == "user"), "")
@@ -45,6 +47,8 @@ class MockBackend:
         out = []
         for chat in chats:
             t0 = time.perf_counter()
+            if self.delay_s:
+                time.sleep(self.delay_s)
             chat = prepare_messages(chat, self.guard)
             self.calls.append(chat)
             reply = self.reply_for(chat)

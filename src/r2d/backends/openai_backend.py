@@ -69,7 +69,7 @@ class OpenAIBackend:
                  concurrency: int = 8, timeout: float = 120.0, max_retries: int = 4, backoff: float = 0.5,
                  local_template: bool = False, tokenizer: str | None = None, guard: bool = True,
                  extra_body: dict | None = None, fail_fast: bool = True, trust_system: bool = False,
-                 rps: float | None = None, **_: Any) -> None:
+                 rps: float | None = None) -> None:
         self.model = model or os.environ.get("R2D_MODEL") or "default"
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1").rstrip("/")
         self.api_key = api_key or os.environ.get("R2D_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"

@@ -18,7 +18,7 @@ import json
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from r2d.data.schema import row_problems
 from r2d.data.seeds import Seed, mix_seeds
 from r2d.data.tagging import Dropped, judge_split, split_reply
 from r2d.data.teachers.base import TeacherReply
+from r2d.store import JsonlStore, claim_run_dir
 
 DEFAULT_MIX = {"alpaca": 0.3, "self-instruct": 0.15, "advbench": 0.25, "jailbreak": 0.3}
 
@@ -57,6 +58,8 @@ class BuildConfig:
     retry_errors: bool = True
     hf_dataset: bool = True
     progress: bool = True
+    overwrite: bool = field(default=False, metadata={"help": "empty the output directory first (it holds a "
+                                                             "build with other settings, or other files)"})
 
 
 @dataclass
@@ -83,28 +86,36 @@ def _train_row(seed: Seed, text: str, teacher: str, extra: dict) -> dict:
                      **{k: v for k, v in seed.meta.items() if k in ("template_id", "wrappers", "edgy")}}}
 
 
+RUN_FILE = "build_run.json"
+# fields that do not change a row already written: where and how fast it runs, how much is drawn, and the
+# teacher/judge kwargs (their output-relevant part is the teacher's cache_params and the judge's params)
+NOT_ROW_FIELDS = ("output", "size", "limit", "chunk_size", "cache_dir", "retry_errors", "hf_dataset", "progress",
+                  "overwrite", "teacher_kwargs", "judge_kwargs")
+
+
+_TRANSPORT = ("api_key", "base_url", "concurrency", "timeout", "max_retries", "retries", "rps", "backoff")
+
+
+def _run_fields(cfg: BuildConfig, teacher: Any) -> dict:
+    """What a resumed build must share with the rows already in its output (teacher, judge, seeds, filters);
+    endpoint/transport settings of the teacher and judge are left out."""
+    return {**{k: v for k, v in asdict(cfg).items() if k not in NOT_ROW_FIELDS},
+            "teacher_params": teacher.cache_params(),
+            "judge_params": {k: v for k, v in cfg.judge_kwargs.items() if k not in _TRANSPORT}}
+
+
 def _load_done(out: Path, retry_errors: bool) -> set[str]:
-    """Seed ids already written; drops a torn last line and (optionally) retryable rejections."""
+    """Seed ids already written (torn tail and unreadable lines handled by ``r2d.store``); retryable
+    rejections are dropped from rejected.jsonl when ``retry_errors``."""
     done: set[str] = set()
     for name in ("train.jsonl", "rejected.jsonl"):
-        p = out / name
-        if not p.is_file():
-            continue
-        keep = []
-        changed = False
-        for line in p.read_text(encoding="utf-8").splitlines():
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                changed = True  # a line torn by a kill
-                continue
-            if name == "rejected.jsonl" and retry_errors and r.get("retryable"):
-                changed = True
-                continue
-            keep.append(r)
-        if changed:
-            write_jsonl(p, keep)
-        done |= {r["id"] for r in keep}
+        store = JsonlStore(out / name)
+        store.repair()
+        rows = [r for r in store.rows() if "id" in r]
+        if name == "rejected.jsonl" and retry_errors and any(r.get("retryable") for r in rows):
+            rows = [r for r in rows if not r.get("retryable")]
+            store.write(rows)
+        done |= {r["id"] for r in rows}
     return done
 
 
@@ -126,7 +137,7 @@ def filter_seeds(seeds: list[Seed], cfg: BuildConfig) -> tuple[list[Seed], list[
         m = dec.check(s.prompt)
         if m:
             removed[m.benchmark] += 1
-            rejected.append(_reject(s, "decontam", f"overlaps {m.benchmark} item (containment {m.score:.2f})",
+            rejected.append(_reject(s, "decontam", f"overlaps {m.benchmark} item ({m.measure} containment {m.score:.2f})",
                                     match=m.to_dict()))
             continue
         d = dd.setdefault(s.label, Deduplicator(cfg.dedup_threshold)).check(s.id, s.dedup_text)
@@ -134,9 +145,7 @@ def filter_seeds(seeds: list[Seed], cfg: BuildConfig) -> tuple[list[Seed], list[
             rejected.append(_reject(s, "dedup", f"{d[0]} duplicate of {d[1]} (jaccard {d[2]})", duplicate_of=d[1]))
             continue
         kept.append(s)
-    summary = {"method": f"normalised word {cfg.decontam_n}-gram containment of the benchmark item >= "
-                         f"{cfg.decontam_threshold} (items shorter than n words: whole-item substring)",
-               "benchmarks": dec.benchmarks, "excluded": list(cfg.decontam_exclude), "removed": removed}
+    summary = {"method": dec.method(), "benchmarks": dec.benchmarks, "excluded": list(cfg.decontam_exclude), "removed": removed}
     return kept, rejected, summary
 
 
@@ -166,7 +175,6 @@ async def abuild(cfg: BuildConfig, teacher: Any = None, judge: Any = None) -> Bu
     if not cfg.output:
         raise ValueError("data build: --output DIR is required")
     out = Path(cfg.output)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     res = BuildResult()
     # --limit without --size draws a small mixture at the configured ratios
@@ -177,6 +185,7 @@ async def abuild(cfg: BuildConfig, teacher: Any = None, judge: Any = None) -> Bu
         raise ValueError("data build: the seed mixture is empty")
     teacher = teacher or registry.create("teacher", cfg.teacher, **cfg.teacher_kwargs)
     judge = judge or registry.create("judge", cfg.judge, **cfg.judge_kwargs)
+    claim_run_dir(out, _run_fields(cfg, teacher), RUN_FILE, "r2d data build", overwrite=cfg.overwrite)
     done = _load_done(out, cfg.retry_errors)
     kept, pre_rejected, decontam = filter_seeds(seeds, cfg)
     new_rej = [r for r in pre_rejected if r["id"] not in done]
@@ -272,11 +281,10 @@ def _finish(cfg: BuildConfig, out: Path, teacher: Any, judge: Any, decontam: dic
     """Provenance, dataset card and the ``datasets`` copy, from the files as they now stand."""
     from r2d.config import config_dict
     from r2d.data.card import render_card
-    from r2d.data.io import read_jsonl
     from r2d.provenance import base_provenance, sha256_file
 
-    train = read_jsonl(out / "train.jsonl") if (out / "train.jsonl").is_file() else []
-    rejected = read_jsonl(out / "rejected.jsonl") if (out / "rejected.jsonl").is_file() else []
+    train = JsonlStore(out / "train.jsonl").read()
+    rejected = JsonlStore(out / "rejected.jsonl").read()
     res.accepted, res.rejected = len(train), len(rejected)
     for r in rejected:
         res.stages[r["stage"]] = res.stages.get(r["stage"], 0) + 1

@@ -1,6 +1,6 @@
 """Exact and near-duplicate detection over prompts.
 
-Exact: the normalised text (lower case, punctuation dropped, whitespace collapsed) is hashed.
+Exact: the normalised text (``r2d.textmatch.normalize``) is hashed.
 Near: word n-gram shingles, a MinHash signature (one blake2b hash per shingle, ``num_perm`` random
 affine permutations mod 2^61-1) bucketed by LSH
 bands; every candidate pair sharing a band is confirmed with the exact Jaccard similarity of the
@@ -12,26 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 from collections import defaultdict
 
-_PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
-
-
-def normalize(text: str) -> str:
-    return " ".join(_PUNCT.sub(" ", text.lower()).split())
-
-
-def shingles(text: str, n: int = 3) -> set[str]:
-    words = normalize(text).split()
-    if len(words) <= n:
-        return {" ".join(words)} if words else set()
-    return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
-
-
-def jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
-
+from r2d.textmatch import jaccard, normalize
+from r2d.textmatch import ngrams as shingles
 
 _P = (1 << 61) - 1  # a Mersenne prime: the permutations are (a*h + b) mod P over one 64-bit hash per shingle
 

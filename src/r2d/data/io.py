@@ -3,51 +3,24 @@ formats (the paper's ``instruction``/``input``/``output`` rows, plain prompt/res
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Iterator
 
 from r2d.data.schema import row_problems
 from r2d.pivots import neutralize
+from r2d.store import JsonlStore
+from r2d.store import iter_lines as iter_jsonl
+from r2d.store import read_strict as read_jsonl
 
-
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict | Exception]]:
-    """(line number, parsed row or the JSON error) for every non-blank line."""
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield n, json.loads(line)
-            except json.JSONDecodeError as e:
-                yield n, e
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    rows = []
-    for n, row in iter_jsonl(path):
-        if isinstance(row, Exception):
-            raise ValueError(f"{path}:{n}: invalid JSON: {row}")
-        rows.append(row)
-    return rows
+__all__ = ["append_jsonl", "write_jsonl", "iter_jsonl", "read_jsonl", "load_sward", "to_chat"]
 
 
 def append_jsonl(path: str | Path, rows: list[dict]) -> None:
-    """Append and flush (long jobs write as they go)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        f.flush()
+    """Append and flush (long jobs write as they go); a torn tail is repaired first (r2d.store)."""
+    JsonlStore(path).append(rows)
 
 
 def write_jsonl(path: str | Path, rows: list[dict]) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(str(path) + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    JsonlStore(path).write(rows)
 
 
 # --- converters --------------------------------------------------------------------------------

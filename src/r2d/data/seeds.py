@@ -16,11 +16,12 @@ import random
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from r2d import registry
 from r2d.paths import data_file
 from r2d.pivots import neutralize
+from r2d.textmatch import containment, ngrams
 
 LABELS = ("benign", "harmful", "jailbreak")
 _UP = "https://raw.githubusercontent.com"
@@ -92,14 +93,14 @@ def train_templates(eval_overlap_max: float = 0.3) -> list[dict]:
     """The jailbreak templates reserved for training (``r2d.eval.attacks.templates.template_split
     ("train")``): ``[{"id", "text"}]`` with a ``{0}`` / ``[INSERT PROMPT HERE]`` slot (none: appended).
     The split hashes exact text, so near-copies of an EVAL template (DAN/Anarchy variants) can land in
-    TRAIN; those with word 5-gram Jaccard >= ``eval_overlap_max`` to any eval template are left out."""
-    from r2d.data.dedup import jaccard, shingles
-
-    evals = [shingles(t, 5) for t in eval_template_texts()]
+    TRAIN; a TRAIN template is left out when the word 5-gram containment either way (the share of one
+    template's 5-grams found in the other) reaches ``eval_overlap_max`` for any EVAL template. Containment,
+    not Jaccard: a TRAIN template that copies most of an EVAL one and adds text of its own is caught."""
+    evals = [ngrams(t, 5) for t in eval_template_texts()]
     out = []
     for t in _split("train"):
-        sh = shingles(t["text"], 5)
-        if not any(jaccard(sh, e) >= eval_overlap_max for e in evals):
+        g = ngrams(t["text"], 5)
+        if not any(max(containment(e, g), containment(g, e)) >= eval_overlap_max for e in evals):
             out.append(t)
     return out
 
@@ -281,7 +282,3 @@ def mix_seeds(mix: dict[str, Any], size: int | None = None, seed: int = 0, edgy_
     uniq = [s for s in out if not (s.id in seen or seen.add(s.id))]
     random.Random(f"{seed}:order").shuffle(uniq)
     return uniq
-
-
-def iter_ids(seeds: Iterable[Seed]) -> list[str]:
-    return [s.id for s in seeds]

@@ -13,8 +13,8 @@ small set) are chosen through ``load(subset=...)`` and recorded in ``meta``.
 from __future__ import annotations
 
 import csv
+import inspect
 import json
-import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -158,6 +158,7 @@ class HarmBench(_FileBacked):
     context passage goes to ``Behavior.context``) and copyright (only on request: it needs a hash judge)."""
 
     name = "harmbench"
+    decontam_params = {"split": "all"}
     COLUMNS = ("Behavior", "FunctionalCategory", "SemanticCategory", "ContextString", "BehaviorID")
 
     def __init__(self, split: str = "test", download: bool = True) -> None:
@@ -257,6 +258,8 @@ class FileBenchmark(_FileBacked):
     such column, the label given to every row (default ``harmful``).
     """
 
+    decontam = False  # no fixed prompt set: a user's file, given per run
+
     def __init__(self, path: str | Path, goal: str = "prompt", target: str | None = None,
                  subset: str | None = None, category: str | None = None, id: str | None = None,
                  context: str | None = None, name: str | None = None, download: bool = False) -> None:
@@ -350,26 +353,38 @@ class AlpacaHeldout(_FileBacked):
 EVAL_BENCHMARKS = ("jbb", "harmbench", "xstest", "advbench", "strongreject")
 
 
-def all_eval_prompts(download: bool = False) -> dict[str, list[str]]:
+def all_eval_prompts(download: bool = True) -> dict[str, list[str]]:
     """Benchmark name -> every prompt text it can produce (all subsets and splits, HarmBench contextual
-    prompts also with their context), for decontaminating training data. A benchmark part whose files
-    are missing is skipped with a warning (nothing is downloaded unless ``download``)."""
-    parts: list[tuple[Any, str | None]] = [
-        (JBB(download=download), None), (HarmBench("all", download=download), "standard"),
-        (HarmBench("all", download=download), "contextual"), (HarmBench("all", download=download), "copyright"),
-        (XSTest(download=download), None), (AdvBench(download=download), None),
-        (StrongREJECT(download=download), "full"), (StrongREJECT(download=download), "small")]
+    prompts also with their context), for decontaminating training data.
+
+    The benchmarks are every registered ``benchmark`` (so a newly added one cannot escape), built with its
+    class's ``decontam_params`` (default none); a class sets ``decontam = False`` only when it has no fixed
+    prompt set (``file``: a user's file given per run). A missing file is downloaded (``download``), else
+    this raises a one-line error: decontamination never passes with nothing to check."""
+    from r2d import registry
+
     out: dict[str, list[str]] = {}
-    for bench, subset in parts:
-        try:
-            behaviors = bench.load(subset)
-        except (FileNotFoundError, ConnectionError) as e:
-            warnings.warn(f"decontamination: skipping benchmark {bench.name}"
-                          f"{'/' + subset if subset else ''}: {e}", stacklevel=2)
+    for name in registry.names("benchmark"):
+        cls = registry.get("benchmark", name)
+        if not getattr(cls, "decontam", True):
             continue
-        prompts = out.setdefault(bench.name, [])
-        for b in behaviors:
-            prompts.append(b.goal)
-            if b.context:
-                prompts.append(f"{b.context}\n\n---\n\n{b.goal}")
+        kwargs = dict(getattr(cls, "decontam_params", {}))
+        if "download" in inspect.signature(cls).parameters:
+            kwargs["download"] = download
+        try:
+            bench = cls(**kwargs)
+        except TypeError as e:
+            raise ValueError(f"decontamination: benchmark {name!r} cannot be built without arguments ({e}); "
+                             f"give its class decontam_params or decontam = False") from None
+        prompts = out.setdefault(name, [])
+        for subset in (bench.subsets() if hasattr(bench, "subsets") else []) or [None]:
+            try:
+                behaviors = bench.load(subset)
+            except (FileNotFoundError, ConnectionError) as e:
+                raise FileNotFoundError(f"decontamination: benchmark {name}{'/' + subset if subset else ''} "
+                                        f"is unavailable: {e}") from None
+            for b in behaviors:
+                prompts.append(b.goal)
+                if b.context:
+                    prompts.append(f"{b.context}\n\n---\n\n{b.goal}")
     return {name: list(dict.fromkeys(p)) for name, p in out.items()}

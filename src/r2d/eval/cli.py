@@ -63,14 +63,11 @@ def _with_params(name: str, params: dict | None) -> object:
 
 
 def build_eval_config(args: argparse.Namespace):
-    from r2d.config import load_yaml
+    from r2d.config import check_keys, load_yaml
     from r2d.eval.runner import EvalConfig
 
     data = load_yaml(args.config) if args.config else {}
-    known = {f for f in EvalConfig.__dataclass_fields__}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{args.config}: unknown config key(s) {', '.join(unknown)}")
+    check_keys(EvalConfig, data, args.config)
     single = any(getattr(args, k) for k in ("model", "benchmark", "prompts"))
     if not args.config and not single:
         raise ValueError("give --config FILE, or --model and --benchmark/--prompts for a single cell")
@@ -138,4 +135,8 @@ def run(args: argparse.Namespace) -> int:
                  f"{paired['diff_ci'][1]:+.3f}]") if paired else ""
         print(f"{label}\tmmlu\tn={m['n']}\taccuracy={m['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]{extra}")
     print(f"r2d eval: wrote {cfg.output}/results.json", file=sys.stderr)
+    if res["samples"] and res.get("sample_errors") == res["samples"]:
+        print(f"r2d eval: error: every sample failed ({res['samples']}); first error: {res['first_error']}",
+              file=sys.stderr)
+        return 1
     return 0

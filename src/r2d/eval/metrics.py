@@ -13,44 +13,25 @@ Definitions (per cell = model x defense x policy x benchmark x subset x attack x
 - ``full_compliance`` / ``full_refusal`` / ``partial_refusal``: XSTest class rates over n (no_answer is
   none of them).
 - ``score_mean``: mean verdict score (StrongREJECT; the pivot judge's [UNSAFE] rate).
+- ``*_mean``/``*_std``: ``r2d.stats.mean_std`` (sample standard deviation).
 - ``words_mean``/``words_std``: whitespace words of the full completion (reasoning included, what the
   model generated); ``answer_words_mean``/``answer_words_std``: words of the visible answer.
 """
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections import defaultdict
 from typing import Any, Iterable
 
+from r2d.records import HARMFUL_SUBSETS
+from r2d.stats import mean_std, wilson_ci
+
 CELL_KEYS = ("model", "defense", "policy", "benchmark", "subset", "attack", "judge")
-HARMFUL_SUBSETS = ("harmful", "unsafe")
 XSTEST_LABELS = ("full_compliance", "full_refusal", "partial_refusal")
-
-
-def wilson_ci(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float] | None:
-    """95% Wilson score interval for k successes in n trials (None when n == 0)."""
-    if n <= 0:
-        return None
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # exact at the ends (floating point leaves 1 - 1e-16 and 7e-18 there otherwise): lo <= p <= hi always
-    lo = 0.0 if k == 0 else min(p, max(0.0, centre - half))
-    hi = 1.0 if k == n else max(p, min(1.0, centre + half))
-    return (lo, hi)
 
 
 def _rate(k: int, n: int) -> float | None:
     return k / n if n else None
-
-
-def _mean_std(xs: list[float]) -> tuple[float | None, float | None]:
-    if not xs:
-        return None, None
-    return statistics.fmean(xs), (statistics.pstdev(xs) if len(xs) > 1 else 0.0)
 
 
 def cell_metrics(pairs: list[tuple[dict, dict | None]]) -> dict[str, Any]:
@@ -81,11 +62,11 @@ def cell_metrics(pairs: list[tuple[dict, dict | None]]) -> dict[str, Any]:
             out[lab] = _rate(labels.get(lab, 0), n)
     scores = [float(v["score"]) for _, v in ok if v.get("score") is not None]
     if scores:
-        out["score_mean"], out["score_std"] = _mean_std(scores)
+        out["score_mean"], out["score_std"] = mean_std(scores)
         out["score_n"] = len(scores)
     gen_ok = [s for s, _ in pairs if not s.get("error")]
-    out["words_mean"], out["words_std"] = _mean_std([float(s.get("completion_words", 0)) for s in gen_ok])
-    out["answer_words_mean"], out["answer_words_std"] = _mean_std([float(s.get("words", 0)) for s in gen_ok])
+    out["words_mean"], out["words_std"] = mean_std([float(s.get("completion_words", 0)) for s in gen_ok])
+    out["answer_words_mean"], out["answer_words_std"] = mean_std([float(s.get("words", 0)) for s in gen_ok])
     return out
 
 
@@ -111,8 +92,8 @@ def words_summary(samples: Iterable[dict]) -> list[dict]:
             groups[(s["model"], s["defense"], s["policy"], side)].append(s)
     out = []
     for (m, d, p, side), rows in sorted(groups.items()):
-        wm, ws = _mean_std([float(r.get("completion_words", 0)) for r in rows])
-        am, as_ = _mean_std([float(r.get("words", 0)) for r in rows])
+        wm, ws = mean_std([float(r.get("completion_words", 0)) for r in rows])
+        am, as_ = mean_std([float(r.get("words", 0)) for r in rows])
         out.append({"model": m, "defense": d, "policy": p, "behaviors": side, "n": len(rows),
                     "words_mean": wm, "words_std": ws, "answer_words_mean": am, "answer_words_std": as_})
     return out

@@ -34,13 +34,15 @@ from typing import Any
 
 from r2d import registry
 from r2d.backends.base import Chat, Completion, GenParams, get_backend
-from r2d.data.io import append_jsonl, iter_jsonl
+from r2d.config import check_keys
 from r2d.eval.benchmarks import stratified
 from r2d.eval.defenses.prompting import generate_with_policy
 from r2d.eval.metrics import compute_cells, words_summary
 from r2d.eval.types import Behavior, JudgeInput, TestCase
-from r2d.provenance import base_provenance
+from r2d.provenance import base_provenance, model_fingerprint
 from r2d.reasoning import parse, visible_answer
+from r2d.records import Judgment
+from r2d.store import JsonlStore, fingerprint
 
 
 @dataclass
@@ -57,12 +59,20 @@ class EvalConfig:
     output: str = "runs/eval"
     data_dir: str | None = None
     train_data: list[str] = field(default_factory=list)
-    overlap_ngram: int = 8
+    overlap_ngram: int = 5
     overlap_threshold: float = 0.5
     lm_eval: dict = field(default_factory=dict)  # {tasks: [...], limit: N, num_fewshot: 0}
     ability: dict = field(default_factory=dict)  # {mmlu: {n: 1000, seed: 0, batch_size: 16, reference: LABEL}}
     retry_errors: bool = True
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        for k in ("max_new_tokens", "batch_size"):
+            v = getattr(self, k)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"config: {k} must be a positive integer, got {v!r}")
+        if not 0.0 < float(self.top_p) <= 1.0 or float(self.temperature) < 0:
+            raise ValueError(f"config: need temperature >= 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
 
 
 @dataclass
@@ -112,10 +122,8 @@ class ModelSpec:
             return cls(label=raw, model=raw)
         if not isinstance(raw, dict):
             raise ValueError(f"config: a model must be a name or a mapping, got {raw!r}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        extra = set(raw) - known - {"name"}
-        if extra:
-            raise ValueError(f"config: unknown model key(s) {', '.join(sorted(extra))}")
+        check_keys(cls, raw, f"config: model {raw.get('label') or raw.get('name') or raw.get('model')!r}",
+                   allow=("name",))
         model = raw.get("model", raw.get("name"))
         return cls(label=str(raw.get("label") or raw.get("name") or model), model=model,
                    backend=raw.get("backend", "hf"), backend_kwargs=dict(raw.get("backend_kwargs") or {}),
@@ -146,7 +154,9 @@ class BenchSpec:
         judges = d.pop("judges", None)
         judges = [Spec.parse(j, "judge") for j in judges] if judges else None
         spec = Spec.parse(d, "benchmark")
-        return cls(spec, subset, int(limit) if limit is not None else None, attacks, judges,
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"config: benchmark {spec.label!r}: limit must be a positive integer, got {limit!r}")
+        return cls(spec, subset, limit, attacks, judges,
                    [str(x) for x in models] if models else None, sample)
 
 
@@ -156,12 +166,22 @@ class LazyBackend:
     def __init__(self, spec: ModelSpec) -> None:
         self.spec, self._backend = spec, None
         self.name = spec.backend
+        self.load_error: Exception | None = None
 
     @property
     def backend(self) -> Any:
+        if self.load_error is not None:  # a model that failed to load is not loaded again for every batch
+            raise self.load_error
         if self._backend is None:
             print(f"r2d eval: loading {self.spec.backend}:{self.spec.model} ...", file=sys.stderr, flush=True)
-            self._backend = get_backend(self.spec.backend, model=self.spec.model, **self.spec.backend_kwargs)
+            try:
+                self._backend = get_backend(self.spec.backend, model=self.spec.model, **self.spec.backend_kwargs)
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as e:  # noqa: BLE001 - recorded as generation errors of every sample
+                self.load_error = RuntimeError(f"loading {self.spec.backend}:{self.spec.model} failed: "
+                                               f"{type(e).__name__}: {e}")
+                raise self.load_error from None
         return self._backend
 
     def __getattr__(self, item: str) -> Any:  # supports_logits_processors, tokenizer, ... of the real one
@@ -186,29 +206,6 @@ class PolicyBackend:
 
     def generate(self, chats: list[Chat], params: GenParams) -> list[Completion]:
         return generate_with_policy(self.inner, chats, params, self.policy)
-
-
-def read_rows(path: Path, key: tuple[str, ...]) -> dict[Any, dict]:
-    """The last row per key of a JSONL file (a torn last line from a kill is skipped)."""
-    out: dict[Any, dict] = {}
-    if not path.is_file():
-        return out
-    for n, row in iter_jsonl(path):
-        if isinstance(row, Exception) or not isinstance(row, dict) or any(k not in row for k in key):
-            print(f"r2d eval: {path}:{n}: skipping an unreadable row", file=sys.stderr)
-            continue
-        out[tuple(row[k] for k in key) if len(key) > 1 else row[key[0]]] = row
-    return out
-
-
-def end_torn_line(path: Path) -> None:
-    """A run killed mid-write can leave a last line without its newline; close it so the next
-    appended row starts on a line of its own (the torn line is then skipped when read)."""
-    if path.is_file() and path.stat().st_size:
-        with open(path, "rb+") as f:
-            f.seek(-1, 2)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
 
 
 def last_user(messages: Chat) -> str:
@@ -255,24 +252,6 @@ def expected_saw(spec: "Spec") -> str | None:
     if spec.params.get("saw"):
         return spec.params["saw"]
     return getattr(registry.get("judge", spec.name), "saw", None)
-
-
-def model_fingerprint(name: str | None) -> dict:
-    """Cheap identity of a local model: resolved path, sha256 of config.json, weight file sizes
-    (aliases are looked up in the conversion cache; Hub ids and API models are recorded by name only)."""
-    if not name:
-        return {}
-    from r2d.models import ALIASES, cache_dir
-    from r2d.provenance import sha256_file
-
-    path = cache_dir() / "models" / name if name in ALIASES else Path(str(name)).expanduser()
-    if not path.is_dir():
-        return {"resolved_path": str(path.resolve())} if path.is_file() else {}
-    out: dict[str, Any] = {"resolved_path": str(path.resolve())}
-    if (path / "config.json").is_file():
-        out["config_sha256"] = sha256_file(path / "config.json")
-    out["weights"] = {p.name: p.stat().st_size for p in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))}
-    return out
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -322,7 +301,9 @@ class Runner:
         self._components: dict[tuple[str, str], Any] = {}
         self._behaviors: dict[str, list[Behavior]] = {}
         self.keys: list[str] = []
-        self.stats = {"generated": 0, "skipped": 0, "judged": 0, "judgments_skipped": 0}
+        self.expected: dict[str, str] = {}  # sample key -> the fingerprint its row must carry
+        self._identity: dict[Any, dict] = {}
+        self.stats = {"generated": 0, "skipped": 0, "stale": 0, "judged": 0, "judgments_skipped": 0}
 
     # --- components --------------------------------------------------------------------------
     def component(self, kind: str, spec: Spec) -> Any:
@@ -365,9 +346,28 @@ class Runner:
     def key(m: ModelSpec, d: Spec, b: BenchSpec, a: Spec, case: TestCase) -> str:
         return "|".join([m.label, d.label, m.policy, b.spec.label, str(b.subset or ""), a.label, case.id])
 
+    def model_identity(self, m: ModelSpec) -> dict:
+        """What identifies the weights: an alias is pinned by its package version and sha256 (r2d.models);
+        a local path by its config and a sampled digest of every weight file (a retrained model differs)."""
+        if m.model not in self._identity:
+            from r2d.models import ALIASES
+
+            self._identity[m.model] = {"alias": m.model} if m.model in ALIASES else model_fingerprint(m.model)
+        return self._identity[m.model]
+
+    def run_fingerprint(self, m: ModelSpec, d: Spec, b: BenchSpec, a: Spec) -> str:
+        """Everything that changes a sample of this (model, defense, benchmark, attack) besides its prompt."""
+        gen = {k: getattr(self.params, k) for k in ("max_new_tokens", "temperature", "top_p", "seed", "stop")
+               if hasattr(self.params, k)}
+        return fingerprint({"model": m.model, "weights": self.model_identity(m), "backend": m.backend,
+                            "backend_kwargs": m.backend_kwargs, "policy": m.policy, "defense": [d.name, d.params],
+                            "benchmark": [b.spec.name, b.spec.params, b.subset], "attack": [a.name, a.params],
+                            "generation": gen})
+
     def generate(self) -> None:
-        end_torn_line(self.samples_path)
-        done = read_rows(self.samples_path, ("key",))
+        store = JsonlStore(self.samples_path)
+        store.repair()
+        done = store.latest("key")
         cache: dict[str, Any] = {}
         self.keys = []
         for m in self.models:
@@ -377,13 +377,21 @@ class Runner:
                 if m.defenses is not None and d.label not in m.defenses:
                     continue
                 todo = []
+                run_fps: dict[tuple[str, str], str] = {}
                 for b, a, case in cases:
                     k = self.key(m, d, b, a, case)
                     self.keys.append(k)
+                    rfp = run_fps.get((b.spec.label, a.label))
+                    if rfp is None:
+                        rfp = run_fps[(b.spec.label, a.label)] = self.run_fingerprint(m, d, b, a)
+                    fp = self.expected[k] = fingerprint([rfp, case.messages])
                     row = done.get(k)
-                    if row is not None and not (self.cfg.retry_errors and row.get("error")):
+                    if row is not None and row.get("fingerprint") == fp \
+                            and not (self.cfg.retry_errors and row.get("error")):
                         self.stats["skipped"] += 1
                         continue
+                    if row is not None and row.get("fingerprint") != fp:
+                        self.stats["stale"] += 1  # made under other settings/weights: regenerated
                     todo.append((k, b, a, case))
                 if not todo:
                     continue
@@ -403,16 +411,29 @@ class Runner:
                         except Exception as e:  # noqa: BLE001 - recorded as generation errors, retried later
                             msg = f"{type(e).__name__}: {e}"
                             comps = [Completion(finish_reason="error", error=msg) for _ in chunk]
-                        rows = [sample_row(k, m, d, b, a, case, c) for (k, b, a, case), c in zip(chunk, comps)]
-                        append_jsonl(self.samples_path, rows)
+                        rows = [{**sample_row(k, m, d, b, a, case, c), "fingerprint": self.expected[k]}
+                                for (k, b, a, case), c in zip(chunk, comps)]
+                        store.append(rows)
                         self.stats["generated"] += len(rows)
                         bar.update(len(rows))
 
     # --- stage (b): judging ------------------------------------------------------------------
+    def current_samples(self) -> dict[str, dict]:
+        """The last sample row per key of this grid, only when made under the current fingerprint."""
+        rows = JsonlStore(self.samples_path).latest("key")
+        if not self.expected:
+            return rows
+        return {k: r for k, r in rows.items() if k in self.expected and r.get("fingerprint") == self.expected[k]}
+
+    @staticmethod
+    def judge_fingerprint(j: Spec, sample: dict) -> str:
+        return fingerprint([j.name, j.params, sample.get("fingerprint")])
+
     def judge(self) -> None:
-        samples = read_rows(self.samples_path, ("key",))
-        end_torn_line(self.judgments_path)
-        done = read_rows(self.judgments_path, ("key", "judge"))
+        samples = self.current_samples()
+        store = JsonlStore(self.judgments_path)
+        store.repair()
+        done = store.latest(("key", "judge"))
         keyset = set(self.keys) if self.keys else set(samples)
         bench_of = {b.spec.label: b for b in self.benches}
         for j in {s.label: s for b in self.benches for s in self.judges_for(b)}.values():
@@ -425,8 +446,9 @@ class Runner:
                 if b is None or j.label not in [s.label for s in self.judges_for(b)]:
                     continue
                 prev = done.get((k, j.label))
-                stale = prev is not None and saw is not None and prev["verdict"].get("saw") != saw
-                if prev is not None and not stale and not (self.cfg.retry_errors and prev["verdict"].get("error")):
+                stale = prev is not None and saw is not None and (prev.get("verdict") or {}).get("saw") != saw
+                if prev is not None and not stale and prev.get("fingerprint") == self.judge_fingerprint(j, row) \
+                        and not (self.cfg.retry_errors and (prev.get("verdict") or {}).get("error")):
                     self.stats["judgments_skipped"] += 1
                     continue
                 todo.append(row)
@@ -441,21 +463,25 @@ class Runner:
                     verdicts = judge.judge(items)
                     if len(verdicts) != len(items):
                         raise RuntimeError(f"judge {j.label} returned {len(verdicts)} verdicts for {len(items)}")
-                    append_jsonl(self.judgments_path, [{"key": r["key"], "judge": j.label, "verdict": v.to_dict()}
-                                                       for r, v in zip(chunk, verdicts)])
+                    store.append([Judgment(r["key"], j.label, v.to_dict(), self.judge_fingerprint(j, r)).to_dict()
+                                  for r, v in zip(chunk, verdicts)])
                     self.stats["judged"] += len(chunk)
                     bar.update(len(chunk))
 
     # --- stage (c): metrics ------------------------------------------------------------------
     def results(self) -> dict:
-        samples = read_rows(self.samples_path, ("key",))
+        samples = self.current_samples()
         keyset = set(self.keys) if self.keys else set(samples)
         rows = [samples[k] for k in self.keys if k in samples] if self.keys else list(samples.values())
-        judg = {k: r["verdict"] for k, r in read_rows(self.judgments_path, ("key", "judge")).items()}
+        specs = {s.label: s for b in self.benches for s in self.judges_for(b)}
+        judg = {(k, jl): r["verdict"] for (k, jl), r in JsonlStore(self.judgments_path).latest(("key", "judge")).items()
+                if k in samples and jl in specs and r.get("fingerprint") == self.judge_fingerprint(specs[jl], samples[k])}
         judges_for = {b.spec.label: [s.label for s in self.judges_for(b)] for b in self.benches}
         missing = len(keyset - set(samples))
+        gen_errors = [r["error"] for r in rows if r.get("error")]
         res = {"cells": compute_cells(rows, judg, judges_for), "words": words_summary(rows),
-               "samples": len(rows), "samples_missing": missing, "overlap": self.overlap(rows),
+               "samples": len(rows), "samples_missing": missing, "sample_errors": len(gen_errors),
+               "first_error": gen_errors[0] if gen_errors else None, "overlap": self.overlap(rows),
                "general_ability": self.general_ability(), "provenance": self.provenance()}
         return res
 
@@ -482,9 +508,9 @@ class Runner:
 
         questions, prov = ability.load_mmlu()
         sample = ability.stratified_sample(questions, int(n), int(seed))
-        path = self.out / "ability.jsonl"
-        end_torn_line(path)
-        done = read_rows(path, ("key",))
+        store = JsonlStore(self.out / "ability.jsonl")
+        store.repair()
+        done = store.latest("key")
         per_model: dict[str, list[dict]] = {}
         skipped: dict[str, str] = {}
         cache: dict[str, Any] = {}
@@ -502,7 +528,7 @@ class Runner:
                         chunk = todo[s:s + 64]
                         rows = ability.score(backend.model, backend.tokenizer, chunk, batch_size=int(batch_size))
                         rows = [{"key": keys[r["id"]], "model": m.label, **r} for r in rows]
-                        append_jsonl(path, rows)
+                        store.append(rows)
                         done.update((r["key"], r) for r in rows)
                         bar.update(len(chunk))
             per_model[m.label] = [done[keys[q["id"]]] for q in sample]

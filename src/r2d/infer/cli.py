@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser("generate", help="generate completions for a prompts JSONL (resumable)")
     _common(g)
     g.add_argument("--input", required=True, help="JSONL rows with id and prompt or messages")
-    g.add_argument("--output", required=True, help="JSONL to append to (rows already there are skipped)")
+    g.add_argument("--output", required=True, help="JSONL to append to (rows of the same run already there are "
+                   "skipped, failed ones retried; rows of another model/policy/settings: an error)")
+    g.add_argument("--overwrite", action="store_true", help="start the output afresh")
     g.set_defaults(func=cmd_generate)
     c = sub.add_parser("chat", help="interactive chat (reasoning dimmed or hidden)")
     _common(c)
@@ -75,6 +77,9 @@ def _setup(args: argparse.Namespace):
     policy = get_policy(args.policy, **policy_kw)
     if policy.logits_processors() and args.backend != "hf":
         raise ValueError(f"policy {args.policy!r} needs --backend hf (logits access)")
+    for k in ("batch_size", "max_new_tokens", "concurrency"):
+        if getattr(args, k) < 1:
+            raise ValueError(f"--{k.replace('_', '-')} must be a positive integer, got {getattr(args, k)}")
     params = GenParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                        stop=list(args.stop), seed=args.seed, batch_size=args.batch_size)
     backend = get_backend(args.backend, model=args.model, **backend_kwargs(args))
@@ -85,15 +90,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import sys
 
     from r2d.infer.generate import read_prompts, run_generate
-    from r2d.provenance import base_provenance, sha256_file
+    from r2d.models import ALIASES
+    from r2d.provenance import base_provenance, model_fingerprint, sha256_file
+    from r2d.store import fingerprint
 
-    rows = read_prompts(args.input, system=args.system)  # validate before loading any model
+    rows = read_prompts(args.input, system=args.system, trust_assistant=args.no_guard)  # before loading a model
     backend, params, policy = _setup(args)
     model_label = getattr(backend, "model_name", None) or getattr(backend, "model", None) or args.model
-    run_info = {"model": str(model_label), "backend": args.backend, "policy": policy.name}
-    prov = {**base_provenance(), **run_info, "policy_params": policy.describe(), "gen": params.provenance(),
+    identity = {"alias": args.model} if args.model in ALIASES else model_fingerprint(args.model)
+    run_fp = fingerprint({"model": args.model, "weights": identity, "backend": args.backend,
+                          "backend_kwargs": {k: v for k, v in backend_kwargs(args).items() if k != "api_key"},
+                          "policy": policy.describe(), "system": args.system,
+                          "generation": {k: v for k, v in params.provenance().items() if k not in ("batch_size", "extra")}})
+    run_info = {"model": str(model_label), "backend": args.backend, "policy": policy.name, "run_fingerprint": run_fp}
+    prov = {**base_provenance(), **run_info, "weights": identity, "policy_params": policy.describe(), "gen": params.provenance(),
             "guard": not args.no_guard, "input": str(args.input), "input_sha256": sha256_file(args.input)}
     out = Path(args.output)
+    if args.overwrite:
+        out.unlink(missing_ok=True)
     chunk = max(args.batch_size, args.concurrency) if args.backend == "openai" else args.batch_size
     stats = run_generate(backend, rows, out, params, policy, run_info, chunk_size=chunk)
     prov["stats"] = stats

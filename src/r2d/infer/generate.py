@@ -9,13 +9,14 @@ A provenance file ``<output>.provenance.json`` records model, backend, policy, s
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from r2d.backends.base import Chat, Completion, GenParams
+from r2d.pivots import neutralize
 from r2d.reasoning import parse
+from r2d.store import JsonlStore
 
 
 @dataclass
@@ -27,8 +28,10 @@ class PromptRow:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def read_prompts(path: str | Path, system: str | None = None) -> list[PromptRow]:
-    """Read and validate the input; a bad row raises ``ValueError("FILE:LINE: ...")``."""
+def read_prompts(path: str | Path, system: str | None = None, trust_assistant: bool = False) -> list[PromptRow]:
+    """Read and validate the input; a bad row raises ``ValueError("FILE:LINE: ...")``. Assistant turns in
+    the input come from the client, so they are neutralised like user turns (no forged pivot or think
+    token in a "prior" reply) unless ``trust_assistant``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file {path} not found")
@@ -57,6 +60,9 @@ def read_prompts(path: str | Path, system: str | None = None) -> list[PromptRow]
                     if not isinstance(m, dict) or not isinstance(m.get("role"), str) \
                             or not isinstance(m.get("content"), str):
                         raise ValueError(f"{where}: messages[{k}] needs string 'role' and 'content'")
+                if not trust_assistant:
+                    chat = [{**m, "content": neutralize(m["content"])} if m["role"] == "assistant" else m
+                            for m in chat]
                 prompt = next((m["content"] for m in reversed(chat) if m["role"] == "user"), "")
             elif isinstance(obj.get("prompt"), str) and obj["prompt"].strip():
                 prompt = obj["prompt"]
@@ -71,27 +77,20 @@ def read_prompts(path: str | Path, system: str | None = None) -> list[PromptRow]
     return rows
 
 
-def done_ids(path: str | Path) -> set[str]:
-    """Ids already written to ``path``. A torn last line (killed mid-write) is cut off the file."""
-    path = Path(path)
-    if not path.is_file():
-        return set()
-    ids: set[str] = set()
-    good = 0
-    with path.open("rb") as f:
-        data = f.read()
-    for raw in data.splitlines(keepends=True):
-        try:
-            obj = json.loads(raw)
-            ids.add(str(obj["id"]))
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
-            if raw.strip():
-                break  # torn tail: everything after it is dropped
-        good += len(raw)
-    if good < len(data):
-        with path.open("r+b") as f:
-            f.truncate(good)
-    return ids
+def done_rows(path: str | Path, run_fingerprint: str | None, store: JsonlStore | None = None) -> dict[str, dict]:
+    """The last row per id already in ``path`` (through ``r2d.store``: a torn tail is cut off, an
+    unreadable line skipped with a warning and the rows after it kept). A row made by another run
+    (its ``run_fingerprint`` differs: other model, weights, policy or settings) is a one-line error:
+    never silently reused, never mixed into the same file."""
+    store = store or JsonlStore(path)
+    store.repair()
+    rows = store.latest("id")
+    if run_fingerprint is not None:
+        other = next((r for r in rows.values() if r.get("run_fingerprint") != run_fingerprint), None)
+        if other is not None:
+            raise ValueError(f"{path}: holds rows from another run (model {other.get('model')!r}, policy "
+                             f"{other.get('policy')!r}, or other settings); write to a new --output or pass --overwrite")
+    return rows
 
 
 def output_row(row: PromptRow, c: Completion, raw: Completion | None = None) -> dict[str, Any]:
@@ -116,7 +115,9 @@ def output_row(row: PromptRow, c: Completion, raw: Completion | None = None) -> 
 
 
 def chunks(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), max(1, size)):
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"batch size must be a positive integer, got {size!r}")
+    for i in range(0, len(items), size):
         yield items[i:i + size]
 
 
@@ -129,22 +130,31 @@ def run_generate(backend: Any, rows: list[PromptRow], output: str | Path, params
     from r2d.infer.policies import generate_with_policy
 
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    done = done_ids(output)
-    todo = [r for r in rows if r.id not in done]
-    stats = {"total": len(rows), "skipped": len(rows) - len(todo), "written": 0, "errors": 0}
+    if output.is_dir():
+        raise ValueError(f"output {output} is a directory; give a JSONL file path")
+    size = chunk_size or params.batch_size
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"batch size must be a positive integer, got {size!r}")
+    run_fp = run_info.get("run_fingerprint")
+    store = JsonlStore(output)
+    done = done_rows(output, run_fp, store)
+    bad_lines = bool(store.last_read.bad_lines)
+    ids = {r.id for r in rows}
+    todo = [r for r in rows if r.id not in done or done[r.id].get("error")]  # failed rows are retried
+    stats = {"total": len(rows), "skipped": len(rows) - len(todo), "written": 0, "errors": 0,
+             "retried": sum(1 for r in todo if r.id in done)}
     bar = tqdm(total=len(todo), desc="rows", unit="row", disable=not progress or not todo)
-    with output.open("a", encoding="utf-8") as f:
-        for chunk in chunks(todo, chunk_size or params.batch_size):
-            comps = generate_with_policy(backend, [r.chat for r in chunk], params, policy)
-            for r, c in zip(chunk, comps):
-                rec = output_row(r, c)
-                rec.update(run_info)
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                stats["written"] += 1
-                stats["errors"] += c.error is not None
-            f.flush()
-            os.fsync(f.fileno())
-            bar.update(len(chunk))
+    for chunk in chunks(todo, size):
+        comps = generate_with_policy(backend, [r.chat for r in chunk], params, policy)
+        recs = [{**output_row(r, c), **run_info} for r, c in zip(chunk, comps)]
+        store.append(recs)
+        stats["written"] += len(recs)
+        stats["errors"] += sum(c.error is not None for c in comps)
+        bar.update(len(chunk))
     bar.close()
+    if stats["retried"] or bad_lines:
+        # retries were appended: leave one row per id, in input order (rows for ids no longer in the input kept)
+        latest = store.latest("id")
+        order = [r.id for r in rows if r.id in latest] + [i for i in latest if i not in ids]
+        store.write([latest[i] for i in order])
     return stats

@@ -132,7 +132,7 @@ class PivotThreshold(RefuseOnUnsafe):
         tau = self.tau
 
         def make(tokenizer: Any):
-            from r2d.infer.processors import PivotThresholdProcessor
+            from r2d.backends.processors import PivotThresholdProcessor
             from r2d.pivots import pivot_ids
 
             return PivotThresholdProcessor(pivot_ids(tokenizer), tau)

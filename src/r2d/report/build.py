@@ -257,13 +257,22 @@ def overlap_blocks(overlap: dict | None, max_rows: int = 50) -> list[Block]:
         return [Para(f"**Not checked**: {overlap.get('reason', 'no reason recorded')}. Results may include "
                      "behaviours the model was trained on.")]
     flagged = overlap.get("flagged") or []
+    method = overlap.get("method") or (f"{overlap.get('ngram', '?')}-gram share ≥ {overlap.get('threshold', '?')} "
+                                       f"or contained")
     out: list[Block] = [Para(f"{overlap.get('n_flagged', len(flagged))} of {overlap.get('behaviors', '?')} "
                              f"evaluated behaviours overlap {overlap.get('train_prompts', '?')} training prompts "
-                             f"({overlap.get('ngram', '?')}-gram share ≥ {overlap.get('threshold', '?')} or "
-                             f"contained); training files: {', '.join(map(str, overlap.get('train_data', [])))}.")]
+                             f"({method}); training files: {', '.join(map(str, overlap.get('train_data', [])))}.")]
     if flagged and all(isinstance(f, dict) for f in flagged):
-        cols = ["behavior_id", "kind", "score", "goal", "train_prompt"]
-        out.append(Table(cols, [[str(f.get(c, ""))[:160] for c in cols] for f in flagged[:max_rows]],
+        cols = ["behavior_id", "measures", "score", "goal", "train_prompt"]
+
+        def measures(f: dict) -> str:
+            ms = f.get("matches")
+            if isinstance(ms, list) and ms:
+                return ", ".join(f"{m.get('measure')} {m.get('score')}" for m in ms if isinstance(m, dict))
+            return str(f.get("kind", ""))
+
+        out.append(Table(cols, [[measures(f) if c == "measures" else str(f.get(c, ""))[:160] for c in cols]
+                                for f in flagged[:max_rows]],
                          caption="" if len(flagged) <= max_rows else f"first {max_rows} of {len(flagged)}"))
     return out
 

@@ -1,8 +1,9 @@
 """Read an ``r2d eval`` run directory (results.json, samples.jsonl, judgments.jsonl) for reporting.
 
-The reader is tolerant of missing optional keys and extra keys, because the report must work on runs
-from older and newer runners; it is strict about what it cannot do without (results.json with a
-``cells`` list) and names the file/line/field when something is malformed.
+Rows follow the one schema in ``r2d.records`` and are read through the one store (``r2d.store``): a torn
+last line left by a killed run is ignored and noted, as every reader does. The reader tolerates extra
+and missing optional keys; it is strict about what it cannot do without (results.json with a ``cells``
+list, the sample and judgment join fields) and names the file/row/field when something is malformed.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HARMFUL_SUBSETS = ("harmful", "unsafe")
-BENIGN_SUBSETS = ("benign", "safe")
-ARM_FIELDS = ("model", "defense", "policy")
+from r2d.records import ARM_FIELDS, HARMFUL_SUBSETS, Judgment, check_sample, is_harmful
+from r2d.store import JsonlStore
+
+__all__ = ["Arm", "Run", "load_run", "is_harmful", "HARMFUL_SUBSETS"]
+
 
 
 @dataclass(frozen=True)
@@ -52,58 +55,35 @@ class Run:
         return list(seen)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    if not path.is_file():
-        return rows
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{i}: expected a JSON object per line")
-            rows.append(row)
+def _read(path: Path, notes: list[str]) -> list[dict]:
+    """Rows of a run file through the one store (a torn tail from a killed run is ignored, an unreadable
+    line skipped); what was left out becomes a note in the report."""
+    store = JsonlStore(path, warn=False)
+    rows = store.read()
+    rep = store.last_read
+    if rep.torn_tail:
+        notes.append(f"{path.name}: the last line was torn (the run was stopped mid-write); it is ignored.")
+    for n, why in rep.bad_lines:
+        notes.append(f"{path.name}:{n}: skipped an unreadable line ({why}).")
     return rows
 
 
-def _flatten_key(row: dict) -> dict:
-    """judgments.jsonl may carry its join key as ``key: {...}`` or ``key: [model, defense, policy, case_id]``."""
-    key = row.get("key")
-    if isinstance(key, dict):
-        return {**key, **{k: v for k, v in row.items() if k != "key"}}
-    if isinstance(key, (list, tuple)) and len(key) == 4:
-        return {**dict(zip((*ARM_FIELDS, "case_id"), key)), **{k: v for k, v in row.items() if k != "key"}}
-    return row
-
-
-def _join_on_key(judgments: list[dict], samples: list[dict]) -> list[dict]:
-    """Judgements keyed by an opaque sample ``key`` string get the sample's arm/case fields copied in."""
-    by_key = {s["key"]: s for s in samples if isinstance(s.get("key"), str)}
+def _join(samples: list[dict], judgments: list[dict], path: Path) -> list[dict]:
+    """Judgements (the last per key and judge) with their sample's arm and case fields copied in;
+    a judgement of a sample not in this report (stale or missing) is dropped."""
+    by_key = {s["key"]: s for s in samples}
+    last = {}
+    for i, row in enumerate(judgments):
+        j = Judgment.from_dict(row, f"{path / 'judgments.jsonl'}: row {i + 1}")
+        last.pop((j.key, j.judge), None)
+        last[(j.key, j.judge)] = row
     out = []
-    for j in judgments:
-        s = by_key.get(j.get("key")) if isinstance(j.get("key"), str) else None
-        if s is None and isinstance(j.get("key"), str) and "model" not in j:
-            continue  # a judgement of a sample not in this report (stale or missing)
+    for (key, _), row in last.items():
+        s = by_key.get(key)
         if s is not None:
-            j = {**{k: s.get(k) for k in (*ARM_FIELDS, "case_id", "benchmark", "subset", "attack", "variant")},
-                 **{k: v for k, v in j.items() if v is not None}}
-        out.append(j)
+            out.append({**{k: s.get(k) for k in (*ARM_FIELDS, "case_id", "benchmark", "subset", "attack", "variant",
+                                                 "behavior_id")}, **row})
     return out
-
-
-def _last_per_key(rows: list[dict], fields: tuple[str, ...]) -> list[dict]:
-    """The runner appends retries: keep the last row per key (rows without the key are all kept)."""
-    out: dict = {}
-    for i, r in enumerate(rows):
-        k = r.get(fields[0])
-        key = (i,) if not isinstance(k, str) else tuple(str(r.get(f)) for f in fields)
-        out.pop(key, None)
-        out[key] = r
-    return list(out.values())
 
 
 _GROUP = (*ARM_FIELDS, "benchmark", "subset", "attack")
@@ -115,14 +95,6 @@ def _in_cells(samples: list[dict], cells: list[dict]) -> list[dict]:
     if not cells or not all(all(k in c for k in _GROUP) for c in cells):
         return samples
     return [s for s in samples if tuple(str(s.get(k)) for k in _GROUP) in groups]
-
-
-def is_harmful(row: dict) -> bool | None:
-    """Harmful prompt? The row's ``harmful`` flag if recorded, else by subset (None: neither)."""
-    if isinstance(row.get("harmful"), bool):
-        return row["harmful"]
-    subset = row.get("subset")
-    return True if subset in HARMFUL_SUBSETS else False if subset in BENIGN_SUBSETS else None
 
 
 def load_run(path: str | Path, name: str | None = None) -> Run:
@@ -143,9 +115,11 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
         if not isinstance(c, dict) or "model" not in c:
             raise ValueError(f"{results}: cells[{i}] has no field 'model'")
     notes = data.get("notes") or []
-    samples = _in_cells(_last_per_key(_read_jsonl(path / "samples.jsonl"), ("key",)), data["cells"])
-    judgments = _last_per_key(_read_jsonl(path / "judgments.jsonl"), ("key", "judge"))
-    judgments = _join_on_key([_flatten_key(r) for r in judgments], samples)
+    notes = [str(n) for n in notes] if isinstance(notes, list) else [str(notes)]
+    rows = _read(path / "samples.jsonl", notes)
+    latest = {check_sample(r, f"{path / 'samples.jsonl'}: row {i + 1}")["key"]: r for i, r in enumerate(rows)}
+    samples = _in_cells(list(latest.values()), data["cells"])
+    judgments = _join(samples, _read(path / "judgments.jsonl", notes), path)
     return Run(
         path=path,
         name=name or path.resolve().name,
@@ -155,6 +129,6 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
         judgments=judgments,
         overlap=data.get("overlap"),
         general_ability=data.get("general_ability"),
-        notes=[str(n) for n in notes] if isinstance(notes, list) else [str(notes)],
+        notes=notes,
         samples_missing=int(data.get("samples_missing") or 0),
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from r2d.report.render import Table
 from r2d.report.rundata import HARMFUL_SUBSETS, Arm, Run, is_harmful
-from r2d.report.stats import PairedResult, wilson_ci
+from r2d.stats import PairedResult, mean_std, wilson_ci
 
 XSTEST_LABELS = ("full_compliance", "partial_refusal", "full_refusal")
 
@@ -239,8 +239,8 @@ def word_counts(runs: list[Run]) -> dict[Arm, dict[str, list[int]]]:
 def _mean_std(xs: list[int]) -> str:
     if not xs:
         return "–"
-    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{statistics.fmean(xs):.1f} ± {sd:.1f} (n={len(xs)})"
+    m, sd = mean_std(xs)
+    return f"{m:.1f} ± {sd:.1f} (n={len(xs)})"
 
 
 def words_table(counts: dict[Arm, dict[str, list[int]]], labels: dict[Arm, str]) -> Table:
@@ -252,8 +252,9 @@ def words_table(counts: dict[Arm, dict[str, list[int]]], labels: dict[Arm, str])
 
 # ---------------------------------------------------------------- paired comparisons
 def case_outcomes(run: Run) -> dict[Arm, dict[tuple, bool]]:
-    """Per arm: {(benchmark, subset, attack, judge, case_id): jailbroken} for judged, error-free cases
-    on prompts not known to be benign.
+    """Per arm: {(benchmark, subset, attack, judge, case_id, behaviour id): jailbroken} for judged,
+    error-free cases on prompts not known to be benign. ``no_answer`` counts as not jailbroken, as in
+    the cell ASR (``r2d.eval.metrics``).
 
     Judgements are joined to samples on (model, defense, policy, case_id) for the fields the
     judgement row does not carry itself."""
@@ -267,15 +268,16 @@ def case_outcomes(run: Run) -> dict[Arm, dict[tuple, bool]]:
             continue
         s = samples.get((arm, cid), {})
         v = j.get("verdict") or {}
-        if s.get("error") or v.get("error") or j.get("error") or v.get("jailbroken") is None:
+        no_answer = v.get("label") == "no_answer"
+        if s.get("error") or v.get("error") or j.get("error") or (v.get("jailbroken") is None and not no_answer):
             continue
         meta = {**s, **{k: j[k] for k in ("benchmark", "subset", "attack", "variant") if j.get(k) is not None}}
         if is_harmful(meta) is False:
             continue
         attack = attack_label(meta) if with_variant else str(meta.get("attack") or "?")
         key = (str(meta.get("benchmark") or "?"), str(meta.get("subset") or "?"), attack,
-               str(j.get("judge") or "?"), cid)
-        out[arm][key] = bool(v["jailbroken"])
+               str(j.get("judge") or "?"), cid, str(s.get("behavior_id") or j.get("behavior_id") or cid))
+        out[arm][key] = bool(v.get("jailbroken")) and not no_answer
     return out
 
 
@@ -309,7 +311,10 @@ def paired_comparisons(runs: list[Run], baseline: Arm) -> list[Comparison]:
                                                                                  kv[0][2] == "all attacks", kv[0][2])):
             if attack == "all attacks" and len({k[2] for k in keys}) < 2:
                 continue
-            pr = PairedResult.from_outcomes([base[k] for k in keys], [res[k] for k in keys])
+            clusters = [(k[0], k[1], k[5]) for k in keys]  # attacks on one behaviour are not independent
+            clustered = len(set(clusters)) < len(clusters)
+            pr = PairedResult.from_outcomes([base[k] for k in keys], [res[k] for k in keys],
+                                            clusters if clustered else None)
             comps.append(Comparison(bench, judge, attack, baseline, arm, pr))
     return comps
 
@@ -323,11 +328,15 @@ def comparisons_table(comps: list[Comparison], labels: dict[Arm, str]) -> Table:
         rows.append([c.benchmark, c.judge, c.attack, labels[c.first], labels[c.second], str(r.n),
                      pct(r.asr_first), pct(r.asr_second),
                      f"{100 * r.diff:+.1f} pp [{100 * lo:+.1f}, {100 * hi:+.1f}]",
-                     str(r.only_first), str(r.only_second), f"{p:.3g}"])
+                     str(r.only_first), str(r.only_second),
+                     f"{p:.3g}" + (f" (cluster, {r.cluster.clusters} behaviours)" if r.cluster else "")])
         if p < 0.05:
             bold |= {(i, 8), (i, 11)}
     return Table(["benchmark", "judge", "attack", "baseline (A)", "compared (B)", "paired n", "ASR A", "ASR B",
-                  "B − A (95% CI)", "b: only A jailbroken", "c: only B jailbroken", "exact McNemar p"], rows, bold,
-                 caption="Paired on identical test cases judged without error in both. Δ CI: Newcombe "
-                 "(Wilson-score, method 10); p: two-sided exact binomial test on the discordant pairs b, c. "
-                 "Bold: p < 0.05.")
+                  "B − A (95% CI)", "b: only A jailbroken", "c: only B jailbroken", "p"], rows, bold,
+                 caption="Paired on identical test cases judged without error in both; no_answer counts as not "
+                 "jailbroken, as in the ASR cells. When each behaviour gives one case: Δ CI Newcombe (Wilson-score, "
+                 "method 10), p the two-sided exact McNemar test on the discordant pairs b, c. When several cases "
+                 "share a behaviour (several attacks or template variants), they are not independent: p is a "
+                 "sign-flip permutation test that swaps A and B for all cases of a behaviour together, and the Δ CI "
+                 "a cluster bootstrap over behaviours (marked 'cluster'). Bold: p < 0.05.")

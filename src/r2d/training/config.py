@@ -52,7 +52,9 @@ class TrainConfig:
     save_steps: int = _f(50, "write a checkpoint every N steps (resumed automatically)")
     save_total_limit: int = _f(2, "keep at most this many checkpoints")
     logging_steps: int = _f(5, "log loss / CPO loss / pivot accuracy every N steps")
-    resume: bool = _f(True, "resume from the newest checkpoint in the output dir if there is one")
+    resume: bool = _f(True, "resume from the newest checkpoint in the output dir if it was written by the same "
+                      "config and data (another config there is an error)")
+    overwrite: bool = _f(False, "empty the output dir first (it holds another run or other files)")
     report_to: str = _f("none", "transformers report_to (none, tensorboard, wandb...)")
 
     def __post_init__(self) -> None:

@@ -1,10 +1,10 @@
-"""Save a trained model as a small adapter (or merged weights) and put an adapter back together.
+"""Save a trained model as a small adapter (or merged weights); ``r2d.models`` reads them back.
 
 An adapter directory holds: the PEFT adapter saved with ``save_embedding_layers=False`` (LoRA
 weights plus PEFT's own trainable-token deltas), ``r2d_new_tokens.safetensors`` (the trained rows of
 the R2D tokens, input and, if untied, output embeddings), the expanded tokenizer and
-``r2d_adapter.json`` (base model name, token ids). ``load_trained`` loads the base, resizes it to
-the saved tokenizer, writes the rows, applies and merges the adapter: a plain model comes back.
+``r2d_adapter.json`` (base model name, token ids). ``r2d.models.load_trained`` loads the base, resizes it
+to the saved tokenizer, writes the rows, applies and merges the adapter: a plain model comes back.
 """
 
 from __future__ import annotations
@@ -12,19 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-ADAPTER_META = "r2d_adapter.json"
-ROWS_FILE = "r2d_new_tokens.safetensors"
+from r2d.models import ADAPTER_META, ROWS_FILE, is_tied
 
-
-def is_adapter_dir(path: str | Path) -> bool:
-    return (Path(path) / ADAPTER_META).is_file()
-
-
-def is_tied(model) -> bool:
-    """Input and output embeddings share storage (check on the plain model, before PEFT wraps it:
-    a wrapper's ``.weight`` may be a fresh merged tensor)."""
-    out = model.get_output_embeddings()
-    return out is None or out.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+__all__ = ["save_adapter", "save_merged", "token_rows", "is_tied"]
 
 
 def token_rows(model, ids: list[int], tied: bool) -> dict:
@@ -62,34 +52,3 @@ def save_merged(model, tokenizer, out: str | Path) -> None:
         model = model.merge_and_unload()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-
-
-def load_trained(path: str | Path, dtype: str = "float32"):
-    """(model, tokenizer) from an r2d adapter directory: base + rows + adapter, merged."""
-    import torch
-    from peft import PeftModel
-    from safetensors.torch import load_file
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from r2d.models import resolve_model
-
-    path = Path(path)
-    meta = json.loads((path / ADAPTER_META).read_text())
-    tok = AutoTokenizer.from_pretrained(path)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(resolve_model(meta["base_model"]), dtype=getattr(torch, dtype))
-    if model.get_input_embeddings().weight.shape[0] < len(tok):
-        model.resize_token_embeddings(len(tok), mean_resizing=False)
-    model.config.vocab_size = model.get_input_embeddings().weight.shape[0]
-    rows = load_file(str(path / ROWS_FILE))
-    ids = torch.tensor(meta["token_ids"])
-    with torch.no_grad():
-        emb = model.get_input_embeddings().weight
-        emb[ids] = rows["input"].to(emb.dtype)
-        if "output" in rows and not is_tied(model):
-            w = model.get_output_embeddings().weight
-            w[ids] = rows["output"].to(w.dtype)
-    if (path / "adapter_config.json").is_file():
-        model = PeftModel.from_pretrained(model, path).merge_and_unload()
-    return model, tok

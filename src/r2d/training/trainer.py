@@ -211,6 +211,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> R2DTrainer:
     from r2d.models import load_model, resolve_model
     from r2d.provenance import base_provenance
     from r2d.training.collate import PadCollator, SwardDataset
+    from r2d.training.outdir import claim_output_dir
     from r2d.training.saving import save_adapter, save_merged
 
     if not cfg.data:
@@ -218,6 +219,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> R2DTrainer:
     if not cfg.output:
         raise ValueError("no output directory: pass --output DIR or set output: in the config")
     rows = load_sward(cfg.data)
+    claim_output_dir(cfg, data_hashes(cfg.data), main_process=int(os.environ.get("RANK", "0")) == 0)
     set_seed(cfg.seed)  # LoRA init and resized rows do not depend on what ran before in the process
     model, tok = load_model(cfg.model, dtype="float32", device=None)  # fp32 master weights; Trainer places them and autocasts
     if cfg.think_in_prompt:

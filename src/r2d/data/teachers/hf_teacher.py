@@ -25,7 +25,8 @@ class HFTeacher:
         self.model, self.backend_name = model, backend
         self.system_prompt = paper_system_prompt() if system_prompt is None else system_prompt
         self.max_new_tokens, self.temperature, self.batch_size = max_new_tokens, temperature, batch_size
-        self.backend_kwargs = {"guard": False, "expand": False} | (backend_kwargs or {})
+        own = {"guard": False, **({"expand": False} if backend == "hf" else {})}  # only hf takes expand
+        self.backend_kwargs = own | (backend_kwargs or {})
         self._backend = None
         self.calls = 0
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from r2d.report.stats import PairedResult, mcnemar_exact, paired_diff_ci, wilson_ci
+from r2d.stats import PairedResult, mcnemar_exact, paired_diff_ci, wilson_ci
 
 
 def test_mcnemar_matches_hand_computation():
@@ -34,7 +34,7 @@ def test_wilson_known_values():
     assert lo == 0.0 and hi == pytest.approx(1.959963984540054**2 / (10 + 1.959963984540054**2))
     lo, hi = wilson_ci(5, 10)
     assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
-    assert all(math.isnan(x) for x in wilson_ci(0, 0))
+    assert wilson_ci(0, 0) is None
 
 
 def test_paired_result_counts_and_direction():
@@ -74,3 +74,49 @@ def test_newcombe_interval_narrows_with_more_cases():
     assert hi2 - lo2 < hi1 - lo1
     lo, hi = paired_diff_ci(0, 10, 0, 0)  # every case flips from jailbroken to safe
     assert hi < 0 and lo >= -1.0
+
+
+def test_cluster_test_counts_a_behaviour_once():
+    """Issue 10: several attacks share one behaviour. 3 behaviours x 4 attacks, all flipping safe under B:
+    McNemar on 12 'independent' pairs gives p = 2/4096, but only 3 behaviours moved: the exact cluster
+    sign-flip p is 2/2**3 = 0.25."""
+    from r2d.stats import cluster_paired_test
+
+    first = [True] * 12
+    second = [False] * 12
+    clusters = [i // 4 for i in range(12)]
+    assert mcnemar_exact(12, 0) < 0.001
+    ct = cluster_paired_test(first, second, clusters)
+    assert ct.exact and ct.clusters == 3 and ct.p_value == pytest.approx(0.25)
+    assert ct.diff_ci == (-1.0, -1.0)
+    r = PairedResult.from_outcomes(first, second, clusters)
+    assert r.p_value == pytest.approx(0.25) and r.diff == -1.0
+
+
+def test_cluster_test_singletons_equal_sign_test():
+    from r2d.stats import cluster_paired_test
+
+    first = [True] * 6 + [False] * 4
+    second = [False] * 5 + [True] * 5
+    ct = cluster_paired_test(first, second, list(range(10)))
+    b, c = 5, 4  # only first: cases 0-4; only second: 6-9
+    assert ct.p_value == pytest.approx(mcnemar_exact(b, c))
+
+
+def test_cluster_test_many_clusters_monte_carlo_is_seeded():
+    from r2d.stats import cluster_paired_test
+
+    first = [i % 3 == 0 for i in range(200)]
+    second = [i % 5 == 0 for i in range(200)]
+    clusters = [i // 2 for i in range(200)]
+    a, b = cluster_paired_test(first, second, clusters), cluster_paired_test(first, second, clusters)
+    assert not a.exact and a.p_value == b.p_value and 0 < a.p_value <= 1
+    lo, hi = a.diff_ci
+    assert lo <= sum(second) / 200 - sum(first) / 200 <= hi
+
+
+def test_mean_std_one_convention():
+    from r2d.stats import mean_std
+
+    assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)  # sample std (n - 1)
+    assert mean_std([5.0]) == (5.0, 0.0) and mean_std([]) == (None, None)
