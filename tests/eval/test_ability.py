@@ -138,6 +138,6 @@ def test_alpaca_heldout_excludes_training_prompts(tmp_path, data_dir):
     rest = held.load()
     assert len(rest) == 997 and not {b.id for b in picked} & {b.id for b in rest}
     assert held.provenance()["excluded_training_prompts"] == 3
-    assert registry.get("benchmark", "alpaca").decontaminate is False
+    assert registry.get("benchmark", "alpaca").decontam is False
     with pytest.raises(FileNotFoundError, match="exclude file"):
         registry.create("benchmark", "alpaca", exclude=str(tmp_path / "nope.jsonl")).load()

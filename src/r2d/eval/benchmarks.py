@@ -300,11 +300,11 @@ class AlpacaHeldout(_FileBacked):
     turns of ``messages``, or a ``prompt`` field), compared after lower-casing and collapsing whitespace.
 
     It is a *training* source (the data stage draws benign seeds from the same file), so it is never
-    a decontamination target (``decontaminate = False``): held-out means excluded here, not removed there.
+    a decontamination target (``decontam = False``): held-out means excluded here, not removed there.
     """
 
     name = "alpaca"
-    decontaminate = False
+    decontam = False
     REL = "benign/alpaca_data_1k.json"
 
     def __init__(self, exclude: list[str] | str | None = None, download: bool = True) -> None:
@@ -359,7 +359,8 @@ def all_eval_prompts(download: bool = True) -> dict[str, list[str]]:
 
     The benchmarks are every registered ``benchmark`` (so a newly added one cannot escape), built with its
     class's ``decontam_params`` (default none); a class sets ``decontam = False`` only when it has no fixed
-    prompt set (``file``: a user's file given per run). A missing file is downloaded (``download``), else
+    prompt set (``file``: a user's file given per run) or is itself a training source (``alpaca``, held out by
+    exclusion instead). A missing file is downloaded (``download``), else
     this raises a one-line error: decontamination never passes with nothing to check."""
     from r2d import registry
 
