@@ -219,7 +219,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> R2DTrainer:
         raise ValueError("no output directory: pass --output DIR or set output: in the config")
     rows = load_sward(cfg.data)
     set_seed(cfg.seed)  # LoRA init and resized rows do not depend on what ran before in the process
-    model, tok = load_model(cfg.model, dtype="float32", device=None)  # fp32 master weights; Trainer places them and autocasts
+    model, tok = load_model(cfg.model, dtype="float32", device=None, expand=True)  # fp32 master weights; Trainer places them and autocasts
     if cfg.think_in_prompt:
         from r2d.pivots import open_think_in_template
 
