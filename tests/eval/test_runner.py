@@ -216,3 +216,17 @@ def test_stratified_sample_in_a_grid(tmp_path, data_dir):
     assert len({b.category for b in first}) == 1  # the file's first 10 are one category
     res = r.run()
     assert res["provenance"]["benchmarks"][0]["sample"] == "stratified"
+
+
+def test_two_entries_of_one_benchmark_keep_their_own_judges(tmp_path):
+    """Judges used to be looked up by benchmark label, so the last `fake-test` entry's judges were applied
+    to both entries (issue 10 §4)."""
+    c = cfg(tmp_path, judges=[], benchmarks=[
+        {"name": "fake-test", "subset": "harmful", "attacks": ["direct"], "judges": ["refusal"]},
+        {"name": "fake-test", "subset": "harmful", "attacks": [{"name": "template", "label": "tpl",
+                                                               "templates": ["aim"]}], "judges": ["pivot"]}])
+    res = Runner(c, backends={"m": Counting()}).run()
+    pairs = {(x["attack"], x["judge"]) for x in res["cells"]}
+    assert pairs == {("direct", "refusal"), ("tpl", "pivot")}
+    judged = {(k.split("|")[5], j) for k, j in read_rows(tmp_path / "out" / "judgments.jsonl", ("key", "judge"))}
+    assert judged == {("direct", "refusal"), ("tpl", "pivot")}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 CELL_KEYS = ("model", "defense", "policy", "benchmark", "subset", "attack", "judge")
 HARMFUL_SUBSETS = ("harmful", "unsafe")
@@ -89,12 +89,14 @@ def cell_metrics(pairs: list[tuple[dict, dict | None]]) -> dict[str, Any]:
     return out
 
 
-def compute_cells(samples: Iterable[dict], judgments: dict[tuple[str, str], dict], judges_for: dict[str, list[str]]
-                  ) -> list[dict]:
-    """One cell per (sample group x judge). ``judges_for``: benchmark label -> judge labels applied."""
+def compute_cells(samples: Iterable[dict], judgments: dict[tuple[str, str], dict],
+                  judges_for: dict[str, list[str]] | Callable[[dict], list[str]]) -> list[dict]:
+    """One cell per (sample group x judge). ``judges_for``: benchmark label -> judge labels applied, or a
+    function sample row -> judge labels (the runner's: each config entry keeps its own judges)."""
     groups: dict[tuple, list[tuple[dict, dict | None]]] = defaultdict(list)
+    lookup = judges_for if callable(judges_for) else (lambda s: judges_for.get(s["benchmark"], []))
     for s in samples:
-        for j in judges_for.get(s["benchmark"], []):
+        for j in lookup(s):
             v = None if s.get("error") else judgments.get((s["key"], j))
             key = tuple(s.get(k) for k in CELL_KEYS[:-1]) + (j,)
             groups[key].append((s, v))

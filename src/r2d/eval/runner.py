@@ -290,6 +290,7 @@ class Runner:
         self._components: dict[tuple[str, str], Any] = {}
         self._behaviors: dict[str, list[Behavior]] = {}
         self.keys: list[str] = []
+        self.key_judges: dict[str, list[str]] = {}  # sample key -> judge labels of the entries that made it
         self.stats = {"generated": 0, "skipped": 0, "judged": 0, "judgments_skipped": 0}
 
     # --- components --------------------------------------------------------------------------
@@ -311,6 +312,18 @@ class Runner:
 
     def judges_for(self, b: BenchSpec) -> list[Spec]:
         return b.judges if b.judges is not None else self.judges
+
+    def row_judges(self, row: dict) -> list[str]:
+        """Judge labels for one sample: those of the config entry (entries) that made it, never those of
+        another entry of the same benchmark. Without this run's keys (results read back only): every entry
+        with the sample's benchmark label and subset."""
+        if row["key"] in self.key_judges:
+            return self.key_judges[row["key"]]
+        labels: list[str] = []
+        for b in self.benches:
+            if b.spec.label == row["benchmark"] and (b.subset or None) == (row.get("split") or None):
+                labels += [s.label for s in self.judges_for(b) if s.label not in labels]
+        return labels
 
     def backend_for(self, m: ModelSpec, cache: dict[str, Any]) -> Any:
         if m.label in self.given_backends:
@@ -348,6 +361,8 @@ class Runner:
                 for b, a, case in cases:
                     k = self.key(m, d, b, a, case)
                     self.keys.append(k)
+                    own = self.key_judges.setdefault(k, [])
+                    own += [s.label for s in self.judges_for(b) if s.label not in own]
                     row = done.get(k)
                     if row is not None and not (self.cfg.retry_errors and row.get("error")):
                         self.stats["skipped"] += 1
@@ -382,14 +397,12 @@ class Runner:
         end_torn_line(self.judgments_path)
         done = read_rows(self.judgments_path, ("key", "judge"))
         keyset = set(self.keys) if self.keys else set(samples)
-        bench_of = {b.spec.label: b for b in self.benches}
         for j in {s.label: s for b in self.benches for s in self.judges_for(b)}.values():
             todo = []
             for k, row in samples.items():
                 if k not in keyset or row.get("error"):
                     continue
-                b = bench_of.get(row["benchmark"])
-                if b is None or j.label not in [s.label for s in self.judges_for(b)]:
+                if j.label not in self.row_judges(row):
                     continue
                 prev = done.get((k, j.label))
                 if prev is not None and not (self.cfg.retry_errors and prev["verdict"].get("error")):
@@ -419,9 +432,8 @@ class Runner:
         keyset = set(self.keys) if self.keys else set(samples)
         rows = [samples[k] for k in self.keys if k in samples] if self.keys else list(samples.values())
         judg = {k: r["verdict"] for k, r in read_rows(self.judgments_path, ("key", "judge")).items()}
-        judges_for = {b.spec.label: [s.label for s in self.judges_for(b)] for b in self.benches}
         missing = len(keyset - set(samples))
-        res = {"cells": compute_cells(rows, judg, judges_for), "words": words_summary(rows),
+        res = {"cells": compute_cells(rows, judg, self.row_judges), "words": words_summary(rows),
                "samples": len(rows), "samples_missing": missing, "overlap": self.overlap(rows),
                "general_ability": self.general_ability(), "provenance": self.provenance()}
         return res
