@@ -433,7 +433,11 @@ class Runner:
         rows = [samples[k] for k in self.keys if k in samples] if self.keys else list(samples.values())
         judg = {k: r["verdict"] for k, r in read_rows(self.judgments_path, ("key", "judge")).items()}
         missing = len(keyset - set(samples))
-        res = {"cells": compute_cells(rows, judg, self.row_judges), "words": words_summary(rows),
+        original = [r for r in rows if r["behavior"].get("benchmark") == "jbb"
+                    and (r["behavior"].get("meta") or {}).get("source") == "Original"]
+        res = {"cells": compute_cells(rows, judg, self.row_judges),
+               "cells_jbb_original": [{**c, "source": "Original"} for c in compute_cells(original, judg, self.row_judges)],
+               "words": words_summary(rows),
                "samples": len(rows), "samples_missing": missing, "overlap": self.overlap(rows),
                "general_ability": self.general_ability(), "provenance": self.provenance()}
         return res
