@@ -65,20 +65,30 @@ class Backend(Protocol):
     def generate(self, chats: list[Chat], params: GenParams) -> list[Completion]: ...
 
 
+# A message r2d itself wrote (e.g. the R2D-p system prompt that names the pivots) carries this key set to
+# True: the guard leaves it verbatim, and the key never reaches a template or an API.
+TRUSTED = "r2d_trusted"
+
+
+def trusted_message(role: str, content: str) -> dict:
+    return {"role": role, "content": content, TRUSTED: True}
+
+
 def prepare_messages(chat: Chat, guard: bool = True, trust_system: bool = False) -> Chat:
     """Copy ``chat`` with untrusted turns (user, system, tool) neutralised so no pivot or think
     token can be forged from outside the model. Assistant turns are left alone (they may be a
     prefill the caller wants verbatim); ``trust_system`` leaves system turns alone too (a prompt the
-    caller wrote, e.g. the teacher's instruction that names the pivots)."""
+    caller wrote, e.g. the teacher's instruction that names the pivots); so does a message r2d wrote
+    itself (``trusted_message``)."""
     trusted = {"assistant", "system"} if trust_system else {"assistant"}
     out = []
     for m in chat:
         if "role" not in m or "content" not in m:
             raise ValueError(f"chat message lacks 'role' or 'content': {m!r}")
         content = m["content"]
-        if guard and m["role"] not in trusted and isinstance(content, str):
+        if guard and m["role"] not in trusted and not m.get(TRUSTED) and isinstance(content, str):
             content = neutralize(content)
-        out.append({**m, "content": content})
+        out.append({**{k: v for k, v in m.items() if k != TRUSTED}, "content": content})
     return out
 
 

@@ -14,7 +14,8 @@ Definitions (per cell = model x defense x policy x benchmark x subset x attack x
   none of them).
 - ``score_mean``: mean verdict score (StrongREJECT; the pivot judge's [UNSAFE] rate).
 - ``words_mean``/``words_std``: whitespace words of the full completion (reasoning included, what the
-  model generated); ``answer_words_mean``/``answer_words_std``: words of the visible answer.
+  model generated); ``answer_words_mean``/``answer_words_std``: words of the visible answer;
+  ``reasoning_words_mean``/``reasoning_words_std``: words of the think block (the paper's Fig. 5 / Table 2).
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ def cell_metrics(pairs: list[tuple[dict, dict | None]]) -> dict[str, Any]:
     gen_ok = [s for s, _ in pairs if not s.get("error")]
     out["words_mean"], out["words_std"] = _mean_std([float(s.get("completion_words", 0)) for s in gen_ok])
     out["answer_words_mean"], out["answer_words_std"] = _mean_std([float(s.get("words", 0)) for s in gen_ok])
+    out["reasoning_words_mean"], out["reasoning_words_std"] = _mean_std(
+        [float(s["reasoning_words"]) for s in gen_ok if s.get("reasoning_words") is not None])
     return out
 
 
@@ -115,6 +118,8 @@ def words_summary(samples: Iterable[dict]) -> list[dict]:
     for (m, d, p, side), rows in sorted(groups.items()):
         wm, ws = _mean_std([float(r.get("completion_words", 0)) for r in rows])
         am, as_ = _mean_std([float(r.get("words", 0)) for r in rows])
+        rm, rs = _mean_std([float(r["reasoning_words"]) for r in rows if r.get("reasoning_words") is not None])
         out.append({"model": m, "defense": d, "policy": p, "behaviors": side, "n": len(rows),
-                    "words_mean": wm, "words_std": ws, "answer_words_mean": am, "answer_words_std": as_})
+                    "words_mean": wm, "words_std": ws, "answer_words_mean": am, "answer_words_std": as_,
+                    "reasoning_words_mean": rm, "reasoning_words_std": rs})
     return out

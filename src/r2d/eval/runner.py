@@ -99,6 +99,7 @@ class ModelSpec:
     backend_kwargs: dict = field(default_factory=dict)
     policy: str = "raw"
     defenses: list[str] | None = None  # labels of the grid's defenses to run on this model (default: all)
+    policy_params: dict[str, Any] = field(default_factory=dict)  # e.g. r2d-n: {words: 30}
 
     @classmethod
     def parse(cls, raw: Any) -> "ModelSpec":
@@ -113,7 +114,15 @@ class ModelSpec:
         model = raw.get("model", raw.get("name"))
         return cls(label=str(raw.get("label") or raw.get("name") or model), model=model,
                    backend=raw.get("backend", "hf"), backend_kwargs=dict(raw.get("backend_kwargs") or {}),
-                   policy=raw.get("policy") or "raw", defenses=raw.get("defenses"))
+                   policy=raw.get("policy") or "raw", defenses=raw.get("defenses"),
+                   policy_params=dict(raw.get("policy_params") or {}))
+
+    @property
+    def policy_label(self) -> str:
+        """The policy as cells and keys name it: with its params when set (``r2d-n(words=20)``)."""
+        if not self.policy_params:
+            return self.policy
+        return f"{self.policy}({','.join(f'{k}={v}' for k, v in sorted(self.policy_params.items()))})"
 
     def backend_key(self) -> str:
         return json.dumps([self.backend, self.model, self.backend_kwargs], sort_keys=True, default=str)
@@ -174,12 +183,12 @@ class LazyBackend:
 class PolicyBackend:
     """A backend whose completions went through an R2D policy; defenses call it like any backend."""
 
-    def __init__(self, backend: Any, policy: str) -> None:
-        self.inner, self.policy = backend, policy
+    def __init__(self, backend: Any, policy: str, policy_params: dict | None = None) -> None:
+        self.inner, self.policy, self.policy_params = backend, policy, dict(policy_params or {})
         self.name = getattr(backend, "name", "backend")
 
     def generate(self, chats: list[Chat], params: GenParams) -> list[Completion]:
-        return generate_with_policy(self.inner, chats, params, self.policy)
+        return generate_with_policy(self.inner, chats, params, self.policy, **self.policy_params)
 
 
 def read_rows(path: Path, key: tuple[str, ...]) -> dict[Any, dict]:
@@ -217,14 +226,15 @@ def sample_row(key: str, model: ModelSpec, defense: Spec, bench: BenchSpec, atta
     b = case.behavior
     meta = {k: v for k, v in c.meta.items() if k != "raw_text" and isinstance(v, (str, int, float, bool, type(None)))}
     return {"key": key, "model": model.label, "model_path": model.model, "backend": model.backend,
-            "defense": defense.label, "policy": model.policy, "benchmark": bench.spec.label, "split": bench.subset,
+            "defense": defense.label, "policy": model.policy_label, "benchmark": bench.spec.label, "split": bench.subset,
             "subset": b.subset, "harmful": b.harmful, "attack": attack.label, "attack_name": case.attack,
             "variant": case.variant, "case_id": case.id, "behavior_id": b.id, "goal": b.goal,
             "behavior": b.to_dict(), "prompt": last_user(case.messages), "messages": case.messages,
             "completion": raw, "answer": answer, "steps": [[s.text, s.pivot] for s in parsed.steps],
             "pivots": parsed.pivots, "well_formed": parsed.well_formed, "finish_reason": c.finish_reason,
             "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-            "words": len(answer.split()), "completion_words": len(raw.split()), "latency_s": c.latency_s,
+            "words": len(answer.split()), "completion_words": len(raw.split()),
+            "reasoning_words": len(parsed.reasoning.split()), "latency_s": c.latency_s,
             "error": c.error, "meta": meta}
 
 
@@ -344,7 +354,7 @@ class Runner:
 
     @staticmethod
     def key(m: ModelSpec, d: Spec, b: BenchSpec, a: Spec, case: TestCase) -> str:
-        return "|".join([m.label, d.label, m.policy, b.spec.label, str(b.subset or ""), a.label, case.id])
+        return "|".join([m.label, d.label, m.policy_label, b.spec.label, str(b.subset or ""), a.label, case.id])
 
     def generate(self) -> None:
         end_torn_line(self.samples_path)
@@ -371,7 +381,7 @@ class Runner:
                 if not todo:
                     continue
                 defense = self.component("defense", d)
-                wrapped = PolicyBackend(backend, m.policy)
+                wrapped = PolicyBackend(backend, m.policy, m.policy_params)
                 todo.sort(key=lambda t: -sum(len(x["content"]) for x in t[3].messages))
                 bs = max(1, self.cfg.batch_size)
                 with _progress(len(todo), f"{m.label}/{d.label}", self.cfg.progress) as bar:
