@@ -34,8 +34,11 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     model, tok = load_model(args.model, dtype=args.dtype, device=args.device)
     for p in model.parameters():
         p.requires_grad_(False)
+    def progress(step: int, loss: float, best: float) -> None:
+        print(f"r2d rpo: step {step}/{args.steps} loss {loss:.4f} (best {best:.4f})", file=sys.stderr, flush=True)
+
     r = optimize_rpo(model, tok, [p["prompt"] for p in prompts], args.target or REFUSAL_TARGET, args.suffix_len,
-                     args.steps, args.search_width, args.topk, args.seed)
+                     args.steps, args.search_width, args.topk, args.seed, on_step=progress)
     out = save_suffix(args.output, r, args.model or "smollm2-135m", prompts)
     print(f"r2d rpo: loss {r['loss_before']:.3f} -> {r['loss']:.3f} in {args.steps} steps, {r['seconds']} s; "
           f"suffix {r['suffix']!r} -> {out}", file=sys.stderr)

@@ -76,13 +76,14 @@ def gcg_prompt(tok: Any, request: str, target: str) -> SearchPrompt:
 
 def token_search(model: Any, tok: Any, prompts: list[SearchPrompt], suffix_len: int, steps: int,
                  search_width: int, topk: int, seed: int, batch_size: int = 16, allowed: Any = None,
-                 init: str = " !") -> dict:
+                 init: str = " !", on_step: Any = None) -> dict:
     """Greedy coordinate-gradient search (Zou et al. 2023) for a ``suffix_len``-token string that
     minimises the mean target loss over ``prompts`` (one prompt: GCG; many: a universal suffix, as RPO
     optimises its defensive suffix). Each step: one-hot gradient of the loss w.r.t. the suffix tokens,
     top-k allowed tokens per position, ``search_width`` random single-token swaps scored exactly, keep
     the best. Candidates that do not survive decode/re-encode are dropped. Returns the best suffix
-    (decoded), its loss, the per-step loss trajectory and the suffix ids."""
+    (decoded), its loss, the per-step loss trajectory and the suffix ids. ``on_step(step, loss, best)``
+    is called after each step (progress for long searches)."""
     import torch
     import torch.nn.functional as F
 
@@ -135,14 +136,16 @@ def token_search(model: Any, tok: Any, prompts: list[SearchPrompt], suffix_len: 
         ok = [i for i, c in enumerate(cands.tolist()) if enc(tok.decode(c)) == c]
         if not ok:
             trajectory.append(trajectory[-1])
-            continue
-        cands = cands[ok]
-        cl = losses(cands)
-        j = int(cl.argmin())
-        cur = cands[j]
-        trajectory.append(float(cl[j]))
-        if float(cl[j]) < best_loss:
-            best_loss, best_ids = float(cl[j]), cur.clone()
+        else:
+            cands = cands[ok]
+            cl = losses(cands)
+            j = int(cl.argmin())
+            cur = cands[j]
+            trajectory.append(float(cl[j]))
+            if float(cl[j]) < best_loss:
+                best_loss, best_ids = float(cl[j]), cur.clone()
+        if on_step is not None:
+            on_step(len(trajectory) - 1, trajectory[-1], best_loss)
     return {"suffix": tok.decode(best_ids.tolist()), "loss": best_loss, "losses": trajectory,
             "suffix_ids": best_ids.tolist()}
 

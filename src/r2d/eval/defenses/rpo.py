@@ -48,7 +48,8 @@ def training_prompts(n: int = 8, seed: int = 0, max_template_words: int | None =
 
 
 def optimize_rpo(model: Any, tok: Any, prompts: list[str], target: str = REFUSAL_TARGET, suffix_len: int = 12,
-                 steps: int = 10, search_width: int = 32, topk: int = 32, seed: int = 0, batch_size: int = 16) -> dict:
+                 steps: int = 10, search_width: int = 32, topk: int = 32, seed: int = 0, batch_size: int = 16,
+                 on_step: Any = None) -> dict:
     """Search a ``suffix_len``-token suffix that minimises the mean refusal loss over ``prompts``."""
     from r2d.eval.attacks.base import user
     from r2d.eval.attacks.gcg import SLOT, search_prompt, token_search
@@ -59,7 +60,7 @@ def optimize_rpo(model: Any, tok: Any, prompts: list[str], target: str = REFUSAL
     loss_target = answer_target(tok, target)
     sps = [search_prompt(tok, user(f"{p}{SLOT}"), loss_target) for p in prompts]
     t0 = time.perf_counter()
-    r = token_search(model, tok, sps, suffix_len, steps, search_width, topk, seed, batch_size)
+    r = token_search(model, tok, sps, suffix_len, steps, search_width, topk, seed, batch_size, on_step=on_step)
     return {"suffix": r["suffix"], "suffix_ids": r["suffix_ids"], "loss": r["loss"], "losses": r["losses"],
             "loss_before": r["losses"][0], "seconds": round(time.perf_counter() - t0, 2), "target": target,
             "loss_target": loss_target, "search": {"steps": steps, "search_width": search_width, "topk": topk,
