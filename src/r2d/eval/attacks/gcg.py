@@ -118,6 +118,8 @@ def token_search(model: Any, tok: Any, prompts: list[SearchPrompt], suffix_len: 
     cur = fixed(suffix)
     best_ids, best_loss, trajectory = cur.clone(), float(losses(cur[None])[0]), []
     trajectory.append(best_loss)
+    if on_step is not None:
+        on_step(0, best_loss, best_loss)
     for _ in range(steps):
         onehot = F.one_hot(cur, vocab).to(embed.weight.dtype).requires_grad_(True)
         grad = torch.zeros_like(onehot)
