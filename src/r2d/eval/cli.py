@@ -22,9 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", help="single cell: model label in the results (default: --model)")
     p.add_argument("--backend", default=None, help="single cell: backend (hf, openai, vllm, mock); default hf")
     p.add_argument("--backend-kwargs", type=json.loads, default=None, help="single cell: backend kwargs (JSON)")
-    p.add_argument("--policy", default=None, help="R2D inference policy (raw, hide-reasoning, drop-unsafe-steps, refuse-on-unsafe, "
-                   "pivot-threshold, r2d-p, r2d-n; r2d-n's budget: models[].policy_params {words: N} in a config)")
-    p.add_argument("--think-words", type=int, default=None, help="r2d-n: words of reasoning before </think> (default 30)")
+    p.add_argument("--policy", default=None, help="R2D inference policy (raw, hide-reasoning, drop-unsafe-steps, "
+                   "refuse-on-unsafe, pivot-threshold, r2d-p, r2d-n; r2d-n's budget: models[].policy_params {words: N} in a config)")
+    p.add_argument("--think-words", type=int, default=None,
+                   help="r2d-n: words of reasoning before </think> (default 30)")
     p.add_argument("--defense", default=None, help="defense name (none, self-reminder, icd, smoothllm, ...)")
     p.add_argument("--defense-params", type=json.loads, default=None, help="defense params (JSON)")
     p.add_argument("--benchmark", default=None, help="single cell: benchmark (jbb, harmbench, xstest, ...)")

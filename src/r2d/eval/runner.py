@@ -226,7 +226,8 @@ def sample_row(key: str, model: ModelSpec, defense: Spec, bench: BenchSpec, atta
     b = case.behavior
     meta = {k: v for k, v in c.meta.items() if k != "raw_text" and isinstance(v, (str, int, float, bool, type(None)))}
     return {"key": key, "model": model.label, "model_path": model.model, "backend": model.backend,
-            "defense": defense.label, "policy": model.policy_label, "benchmark": bench.spec.label, "split": bench.subset,
+            "defense": defense.label, "policy": model.policy_label, "benchmark": bench.spec.label,
+            "split": bench.subset,
             "subset": b.subset, "harmful": b.harmful, "attack": attack.label, "attack_name": case.attack,
             "variant": case.variant, "case_id": case.id, "behavior_id": b.id, "goal": b.goal,
             "behavior": b.to_dict(), "prompt": last_user(case.messages), "messages": case.messages,
@@ -446,7 +447,8 @@ class Runner:
         original = [r for r in rows if r["behavior"].get("benchmark") == "jbb"
                     and (r["behavior"].get("meta") or {}).get("source") == "Original"]
         res = {"cells": compute_cells(rows, judg, self.row_judges),
-               "cells_jbb_original": [{**c, "source": "Original"} for c in compute_cells(original, judg, self.row_judges)],
+               "cells_jbb_original": [{**c, "source": "Original"}
+                                      for c in compute_cells(original, judg, self.row_judges)],
                "words": words_summary(rows),
                "samples": len(rows), "samples_missing": missing, "overlap": self.overlap(rows),
                "general_ability": self.general_ability(), "provenance": self.provenance()}

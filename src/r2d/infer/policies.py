@@ -252,7 +252,8 @@ class ConcludeReasoning(Policy):
             else:
                 todo.append((i, prefill, info))
         if todo:
-            second = backend.generate([[*chats[i], {"role": "assistant", "content": pre}] for i, pre, _ in todo], params)
+            prefilled = [[*chats[i], {"role": "assistant", "content": pre}] for i, pre, _ in todo]
+            second = backend.generate(prefilled, params)
             for (i, pre, info), c2 in zip(todo, second):
                 c1 = first[i]
                 if c2.error is not None:
