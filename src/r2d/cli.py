@@ -15,7 +15,7 @@ import sys
 
 from r2d import __version__
 
-STAGE_CLIS = ("r2d.data.cli", "r2d.training.cli", "r2d.infer.cli", "r2d.eval.cli", "r2d.report.cli",
+STAGE_CLIS = ("r2d.data.cli", "r2d.training.cli", "r2d.infer.cli", "r2d.eval.cli", "r2d.eval.rpo_cli", "r2d.report.cli",
               "r2d.quickstart")
 
 

@@ -188,9 +188,12 @@ def pick_dtype(dtype: str = "auto", device: str | None = None) -> str:
     return "bfloat16" if on_cuda and torch.cuda.is_bf16_supported() else "float32"
 
 
-def load_model(name: str | None, dtype: str = "auto", device: str | None = "auto", expand: bool = True):
-    """Load (model, tokenizer); with ``expand`` the R2D tokens are added if missing. ``device``/``dtype``
-    ``auto``: CUDA + bf16 when a GPU is visible, else CPU + fp32."""
+def load_model(name: str | None, dtype: str = "auto", device: str | None = "auto", expand: bool = False):
+    """Load (model, tokenizer) as saved. A vanilla model stays vanilla: no R2D token rows are added
+    unless ``expand`` (training asks for it; an ``r2d train`` output already holds them), so a base arm
+    is exactly the published model. The pivot-injection guard needs no rows: it rewrites pivot strings in
+    untrusted text (``r2d.pivots.neutralize``). ``device``/``dtype`` ``auto``: CUDA + bf16 when a GPU is
+    visible, else CPU + fp32."""
     import torch
     from transformers import AutoModelForCausalLM
 

@@ -92,16 +92,22 @@ def test_user_template_file(tmp_path, jbb3):
         registry.create("attack", "template", templates_file=str(f)).generate(jbb3)
 
 
-def test_artifact_prompts_and_null_fallback(data_dir):
+def test_artifact_prompts_and_null_artifacts_left_out(data_dir, capsys):
+    """A null artifact (the attack found no jailbreak) is reported and left out, never replaced by the
+    plain request (which would count a direct attack as PAIR's) (issue 10 §4)."""
     harmful = JBB().load("harmful")
-    cases = ArtifactAttack("PAIR", "llama-2-7b-chat-hf").generate(harmful)
-    assert len(cases) == 100
-    fallback = [c for c in cases if c.attack_params["fallback"]]
-    assert len(fallback) == 96
-    assert all(c.messages[0]["content"] == c.behavior.goal for c in fallback)
+    attack = ArtifactAttack("PAIR", "llama-2-7b-chat-hf")
+    cases = attack.generate(harmful)
     raw = json.loads((data_dir / "jbb/artifacts/PAIR/black_box/llama-2-7b-chat-hf.json").read_text())
-    real = [c for c in cases if not c.attack_params["fallback"]]
-    assert all(c.messages[0]["content"] == raw["jailbreaks"][c.behavior.meta["index"]]["prompt"] for c in real)
+    null = {e["index"] for e in raw["jailbreaks"] if not e["prompt"]}
+    assert len(null) == 96 and len(cases) == 4
+    assert all(c.messages[0]["content"] == raw["jailbreaks"][c.behavior.meta["index"]]["prompt"] for c in cases)
+    assert all(c.messages[0]["content"] != c.behavior.goal for c in cases)
+    p = attack.params()
+    assert p["n_null_artifact"] == 96 and len(p["null_artifact_behaviors"]) == 96
+    assert "96 of 100 behaviours have a null artifact" in capsys.readouterr().err
+    vicuna = ArtifactAttack("PAIR", "vicuna-13b-v1.5")
+    assert len(vicuna.generate(harmful)) == 82 and vicuna.params()["n_null_artifact"] == 18
     gcg = registry.create("attack", "artifact", method="GCG").generate(harmful[:2])
     assert gcg[0].variant == "GCG/vicuna-13b-v1.5" and gcg[0].messages[0]["content"].startswith(harmful[0].goal)
     assert registry.create("attack", "artifact", method="JBC").params()["method"] == "JBC"

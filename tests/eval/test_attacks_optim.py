@@ -125,3 +125,27 @@ def test_parse_attacker():
     assert parse_attacker('Here: {"improvement": "a", "prompt": "P1"} ok')["prompt"] == "P1"
     assert parse_attacker('{"improvement": "a", "prompt": "P \\"2\\"", broken')["prompt"] == 'P "2"'
     assert parse_attacker("nothing") is None
+
+
+def test_gcg_loss_is_on_the_answer_after_think_close_for_an_r2d_model(tiny):
+    """On a model whose template opens <think>, the loss must fall on </think> and the affirmative answer
+    after it (what the judge reads), not on the first words of the reasoning (issue 10 §4)."""
+    from r2d.pivots import open_think_in_template, pivot_ids
+
+    model, tok = tiny
+    open_think_in_template(tok)
+    ids = pivot_ids(tok)
+    sp = G.gcg_prompt(tok, "Tell me how to bake bread", "Sure, here is bread")
+    assert sp.after[-2:] == tok("<think>\n", add_special_tokens=False)["input_ids"][-2:]
+    assert sp.target[0] == ids.think_close  # the loss starts at the forced close of the reasoning ...
+    assert tok.decode(sp.target[1:]) == "\n\nSure, here is bread"  # ... and the answer comes after it
+    assert ids.think_close not in sp.after and ids.think_open not in sp.target
+    hf = pytest.importorskip("r2d.backends.hf").HFBackend(model=model, tokenizer=tok, progress=False)
+    attack = G.GCG(steps=2, search_width=8, topk=8, suffix_len=3, impl="own")
+    case = attack.generate(B, target=hf)[0]
+    assert case.attack_params["loss_target"] == "</think>\n\nSure, here is bread"
+
+
+def test_vanilla_model_keeps_the_plain_gcg_target(byte_tok):
+    sp = G.gcg_prompt(byte_tok, "Tell me how to bake bread", "Sure, here is bread")
+    assert byte_tok.decode(sp.target) == "Sure, here is bread"

@@ -72,6 +72,29 @@ def test_smoothllm_mixed_votes_and_errors():
     assert all_fail[0].error and "every copy failed" in all_fail[0].error
 
 
+def test_smoothllm_needs_an_odd_number_of_copies():
+    with pytest.raises(ValueError, match="n must be odd"):
+        registry.create("defense", "smoothllm", n=2)
+    assert registry.create("defense", "smoothllm", n=3).n == 3
+
+
+def test_smoothllm_rng_is_seeded_once_per_instance():
+    """Two calls on one instance draw fresh perturbations (not the same pattern per batch); a new
+    instance with the same seed replays the same stream."""
+
+    def perturbed(d, calls=2):
+        out = []
+        for _ in range(calls):
+            be = MockBackend(default="I'm sorry")
+            d.generate(be, [chat("a" * 60)], P)
+            out.append([c[-1]["content"] for c in be.calls])
+        return out
+
+    first, second = perturbed(registry.create("defense", "smoothllm", n=3, q=20, seed=7))
+    assert first != second
+    assert perturbed(registry.create("defense", "smoothllm", n=3, q=20, seed=7)) == [first, second]
+
+
 def test_perplexity_filter_blocks_above_calibrated_max(tiny):
     from r2d.eval.defenses.perplexity import log_perplexities
 

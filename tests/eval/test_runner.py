@@ -224,3 +224,37 @@ def test_stratified_sample_in_a_grid(tmp_path, data_dir):
     assert len({b.category for b in first}) == 1  # the file's first 10 are one category
     res = r.run()
     assert res["provenance"]["benchmarks"][0]["sample"] == "stratified"
+
+
+def test_two_entries_of_one_benchmark_keep_their_own_judges(tmp_path):
+    """Judges used to be looked up by benchmark label, so the last `fake-test` entry's judges were applied
+    to both entries (issue 10 §4)."""
+    c = cfg(tmp_path, judges=[], benchmarks=[
+        {"name": "fake-test", "subset": "harmful", "attacks": ["direct"], "judges": ["refusal"]},
+        {"name": "fake-test", "subset": "harmful", "attacks": [{"name": "template", "label": "tpl",
+                                                               "templates": ["aim"]}], "judges": ["pivot"]}])
+    res = Runner(c, backends={"m": Counting()}).run()
+    pairs = {(x["attack"], x["judge"]) for x in res["cells"]}
+    assert pairs == {("direct", "refusal"), ("tpl", "pivot")}
+    judged = {(k.split("|")[5], j) for k, j in read_rows(tmp_path / "out" / "judgments.jsonl", ("key", "judge"))}
+    assert judged == {("direct", "refusal"), ("tpl", "pivot")}
+
+
+def test_jbb_behaviours_of_source_original_are_reported_apart(tmp_path, data_dir):
+    """ASR on the JBB behaviours JailbreakBench wrote itself (Source == Original) has its own cells and
+    report table (issue 10 §4: the others have AdvBench/HarmBench paraphrases that may reach training)."""
+    from r2d.report.build import build_report
+    from r2d.report.render import to_markdown
+    from r2d.report.rundata import load_run
+
+    c = cfg(tmp_path, judges=["refusal"], benchmarks=[{"name": "jbb", "subset": "harmful", "limit": 30,
+                                                     "sample": "stratified"}])
+    res = Runner(c, backends={"m": MockBackend(default="Sure, here is how.")}).run()
+    samples = list(read_rows(tmp_path / "out" / "samples.jsonl", ("key",)).values())
+    n_orig = sum(s["behavior"]["meta"]["source"] == "Original" for s in samples)
+    assert 0 < n_orig < 30
+    (orig,) = res["cells_jbb_original"]
+    assert orig["n"] == n_orig and orig["source"] == "Original" and orig["asr"] == 1.0
+    assert cell(res, attack="direct")["n"] == 30
+    md = to_markdown(build_report([load_run(tmp_path / "out")]))
+    assert "JBB source `Original` only" in md

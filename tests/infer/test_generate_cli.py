@@ -89,9 +89,12 @@ def test_killed_and_rerun_writes_every_row_once(tmp_path):
 
 
 def test_generate_with_hf_on_a_tiny_checkpoint(tmp_path):
-    from r2d.testing import save_tiny
+    from r2d.pivots import expand_tokenizer
+    from r2d.testing import byte_tokenizer, save_tiny
 
-    model_dir = save_tiny(tmp_path / "tiny")
+    tok = byte_tokenizer()
+    expand_tokenizer(tok)  # an R2D checkpoint holds the pivot rows (a vanilla one has none to threshold)
+    model_dir = save_tiny(tmp_path / "tiny", tokenizer=tok)
     inp = _write(tmp_path / "in.jsonl", [{"id": i, "prompt": "x" * (i + 1)} for i in range(3)])
     out = tmp_path / "out.jsonl"
     args = ["generate", "--model", model_dir, "--backend", "hf", "--policy", "pivot-threshold", "--tau", "0.5",
@@ -100,6 +103,16 @@ def test_generate_with_hf_on_a_tiny_checkpoint(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["0", "1", "2"]
     assert all(r["error"] is None and r["completion_tokens"] and isinstance(r["pivot_probs"], list) for r in rows)
+
+
+def test_pivot_policy_on_a_vanilla_checkpoint_fails_clearly(tmp_path, capsys):
+    from r2d.testing import save_tiny
+
+    model_dir = save_tiny(tmp_path / "tiny")  # vanilla: no R2D rows are added at load time
+    inp = _write(tmp_path / "in.jsonl", [{"id": 0, "prompt": "x"}])
+    rc = main(["generate", "--model", model_dir, "--backend", "hf", "--policy", "pivot-threshold",
+               "--input", str(inp), "--output", str(tmp_path / "o.jsonl"), "--max-new-tokens", "2"])
+    assert rc != 0 and "lacks R2D tokens" in capsys.readouterr().err
 
 
 def test_all_failed_endpoint_exits_nonzero(tmp_path, capsys):

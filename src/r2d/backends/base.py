@@ -69,6 +69,15 @@ class Backend(Protocol):
     def generate(self, chats: list[Chat], params: GenParams) -> list[Completion]: ...
 
 
+# A message r2d itself wrote (e.g. the R2D-p system prompt that names the pivots) carries this key set to
+# True: the guard leaves it verbatim, and the key never reaches a template or an API.
+TRUSTED = "r2d_trusted"
+
+
+def trusted_message(role: str, content: str) -> dict:
+    return {"role": role, "content": content, TRUSTED: True}
+
+
 def prepare_messages(chat: Chat, guard: bool = True, trust_system: bool = False, trust_assistant: bool = True,
                      special_tokens: tuple[str, ...] = ()) -> Chat:
     """Copy ``chat`` with untrusted turns neutralised (``r2d.pivots.neutralize``: pivot and think tokens,
@@ -79,7 +88,8 @@ def prepare_messages(chat: Chat, guard: bool = True, trust_system: bool = False,
     attacks and defenses write them (a prefill the caller wants verbatim). Anything that comes from a
     client (``r2d generate`` input, a served endpoint) must pass False: prior assistant turns are then
     neutralised like user turns. ``trust_system`` leaves system turns alone too (a prompt the caller
-    wrote, e.g. the teacher's instruction that names the pivots). ``special_tokens``: the tokenizer's
+    wrote, e.g. the teacher's instruction that names the pivots); so does a message r2d wrote itself
+    (``trusted_message``; the marker key is dropped from the copy). ``special_tokens``: the tokenizer's
     own special strings, broken too (backends that render the template pass them)."""
     trusted = {"system"} if trust_system else set()
     if trust_assistant:
@@ -89,11 +99,11 @@ def prepare_messages(chat: Chat, guard: bool = True, trust_system: bool = False,
         if not isinstance(m, dict) or "role" not in m or "content" not in m:
             raise ValueError(f"chat message lacks 'role' or 'content': {m!r}")
         content = m["content"]
-        if guard and m["role"] not in trusted:
+        if guard and m["role"] not in trusted and not m.get(TRUSTED):
             content = neutralize_content(content)
             if special_tokens:
                 content = _break_specials(content, special_tokens)
-        out.append({**m, "content": content})
+        out.append({**{k: v for k, v in m.items() if k != TRUSTED}, "content": content})
     return out
 
 

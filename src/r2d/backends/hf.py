@@ -26,9 +26,10 @@ class HFBackend:
     supports_logits_processors = True
 
     def __init__(self, model: Any = None, tokenizer: Any = None, dtype: str = "auto", device: str | None = "auto",
-                 guard: bool = True, progress: bool = True, expand: bool = True) -> None:
+                 guard: bool = True, progress: bool = True, expand: bool = False) -> None:
         """``model``: an alias/path/Hub id (loaded with ``r2d.models.load_model``) or a loaded
-        ``PreTrainedModel`` (then ``tokenizer`` is required)."""
+        ``PreTrainedModel`` (then ``tokenizer`` is required). ``expand``: add the R2D token rows to a
+        model that lacks them (off: a vanilla model is evaluated exactly as published)."""
         if model is None or isinstance(model, str):
             from r2d.models import DEFAULT_MODEL, load_model
 

@@ -43,6 +43,16 @@ class MockBackend:
                 return reply
         return self.default
 
+    @staticmethod
+    def continue_prefill(reply: str, prefill: str) -> str:
+        """A trailing assistant turn is a prefill: the reply continues it. The scripted reply's own text
+        after the prefill when it starts with it; after a closed think block, the reply's answer part."""
+        if reply.startswith(prefill):
+            return reply[len(prefill):]
+        if "</think>" in prefill and "</think>" in reply:
+            return reply.split("</think>", 1)[1].lstrip()
+        return reply
+
     def generate(self, chats: list[Chat], params: GenParams) -> list[Completion]:
         out = []
         for chat in chats:
@@ -55,6 +65,8 @@ class MockBackend:
             if reply == "!error":
                 out.append(Completion(finish_reason="error", error="mock: scripted failure"))
                 continue
+            if chat and chat[-1]["role"] == "assistant":
+                reply = self.continue_prefill(reply, chat[-1]["content"])
             words = reply.split(" ")
             finish, meta = "stop", {}
             if len(words) > params.max_new_tokens:

@@ -22,7 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", help="single cell: model label in the results (default: --model)")
     p.add_argument("--backend", default=None, help="single cell: backend (hf, openai, vllm, mock); default hf")
     p.add_argument("--backend-kwargs", type=json.loads, default=None, help="single cell: backend kwargs (JSON)")
-    p.add_argument("--policy", default=None, help="R2D inference policy (raw, hide-reasoning, drop-unsafe-steps, ...)")
+    p.add_argument("--policy", default=None, help="R2D inference policy (raw, hide-reasoning, drop-unsafe-steps, "
+                   "refuse-on-unsafe, pivot-threshold, r2d-p, r2d-n; r2d-n's budget: models[].policy_params {words: N} in a config)")
+    p.add_argument("--think-words", type=int, default=None,
+                   help="r2d-n: words of reasoning before </think> (default 30)")
     p.add_argument("--defense", default=None, help="defense name (none, self-reminder, icd, smoothllm, ...)")
     p.add_argument("--defense-params", type=json.loads, default=None, help="defense params (JSON)")
     p.add_argument("--benchmark", default=None, help="single cell: benchmark (jbb, harmbench, xstest, ...)")
@@ -74,12 +77,15 @@ def build_eval_config(args: argparse.Namespace):
     if args.model or not data.get("models"):
         data["models"] = [{"label": args.label or args.model or "smollm2-135m", "model": args.model or "smollm2-135m",
                            "backend": args.backend or "hf", "backend_kwargs": args.backend_kwargs or {},
-                           "policy": args.policy or "raw"}]
+                           "policy": args.policy or "raw",
+                           "policy_params": {"words": args.think_words} if args.think_words else {}}]
     else:
         for m in data["models"]:
             if isinstance(m, dict):
                 if args.policy:
                     m["policy"] = args.policy
+                if args.think_words:
+                    m["policy_params"] = {**(m.get("policy_params") or {}), "words": args.think_words}
                 if args.backend:
                     m["backend"] = args.backend
     if args.defense:

@@ -15,13 +15,14 @@ Definitions (per cell = model x defense x policy x benchmark x subset x attack x
 - ``score_mean``: mean verdict score (StrongREJECT; the pivot judge's [UNSAFE] rate).
 - ``*_mean``/``*_std``: ``r2d.stats.mean_std`` (sample standard deviation).
 - ``words_mean``/``words_std``: whitespace words of the full completion (reasoning included, what the
-  model generated); ``answer_words_mean``/``answer_words_std``: words of the visible answer.
+  model generated); ``answer_words_mean``/``answer_words_std``: words of the visible answer;
+  ``reasoning_words_mean``/``reasoning_words_std``: words of the think block (the paper's Fig. 5 / Table 2).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from r2d.records import HARMFUL_SUBSETS
 from r2d.stats import mean_std, wilson_ci
@@ -67,15 +68,19 @@ def cell_metrics(pairs: list[tuple[dict, dict | None]]) -> dict[str, Any]:
     gen_ok = [s for s, _ in pairs if not s.get("error")]
     out["words_mean"], out["words_std"] = mean_std([float(s.get("completion_words", 0)) for s in gen_ok])
     out["answer_words_mean"], out["answer_words_std"] = mean_std([float(s.get("words", 0)) for s in gen_ok])
+    out["reasoning_words_mean"], out["reasoning_words_std"] = mean_std(
+        [float(s["reasoning_words"]) for s in gen_ok if s.get("reasoning_words") is not None])
     return out
 
 
-def compute_cells(samples: Iterable[dict], judgments: dict[tuple[str, str], dict], judges_for: dict[str, list[str]]
-                  ) -> list[dict]:
-    """One cell per (sample group x judge). ``judges_for``: benchmark label -> judge labels applied."""
+def compute_cells(samples: Iterable[dict], judgments: dict[tuple[str, str], dict],
+                  judges_for: dict[str, list[str]] | Callable[[dict], list[str]]) -> list[dict]:
+    """One cell per (sample group x judge). ``judges_for``: benchmark label -> judge labels applied, or a
+    function sample row -> judge labels (the runner's: each config entry keeps its own judges)."""
     groups: dict[tuple, list[tuple[dict, dict | None]]] = defaultdict(list)
+    lookup = judges_for if callable(judges_for) else (lambda s: judges_for.get(s["benchmark"], []))
     for s in samples:
-        for j in judges_for.get(s["benchmark"], []):
+        for j in lookup(s):
             v = None if s.get("error") else judgments.get((s["key"], j))
             key = tuple(s.get(k) for k in CELL_KEYS[:-1]) + (j,)
             groups[key].append((s, v))
@@ -94,6 +99,8 @@ def words_summary(samples: Iterable[dict]) -> list[dict]:
     for (m, d, p, side), rows in sorted(groups.items()):
         wm, ws = mean_std([float(r.get("completion_words", 0)) for r in rows])
         am, as_ = mean_std([float(r.get("words", 0)) for r in rows])
+        rm, rs = mean_std([float(r["reasoning_words"]) for r in rows if r.get("reasoning_words") is not None])
         out.append({"model": m, "defense": d, "policy": p, "behaviors": side, "n": len(rows),
-                    "words_mean": wm, "words_std": ws, "answer_words_mean": am, "answer_words_std": as_})
+                    "words_mean": wm, "words_std": ws, "answer_words_mean": am, "answer_words_std": as_,
+                    "reasoning_words_mean": rm, "reasoning_words_std": rs})
     return out

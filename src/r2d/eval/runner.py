@@ -115,6 +115,7 @@ class ModelSpec:
     backend_kwargs: dict = field(default_factory=dict)
     policy: str = "raw"
     defenses: list[str] | None = None  # labels of the grid's defenses to run on this model (default: all)
+    policy_params: dict[str, Any] = field(default_factory=dict)  # e.g. r2d-n: {words: 30}
 
     @classmethod
     def parse(cls, raw: Any) -> "ModelSpec":
@@ -127,7 +128,15 @@ class ModelSpec:
         model = raw.get("model", raw.get("name"))
         return cls(label=str(raw.get("label") or raw.get("name") or model), model=model,
                    backend=raw.get("backend", "hf"), backend_kwargs=dict(raw.get("backend_kwargs") or {}),
-                   policy=raw.get("policy") or "raw", defenses=raw.get("defenses"))
+                   policy=raw.get("policy") or "raw", defenses=raw.get("defenses"),
+                   policy_params=dict(raw.get("policy_params") or {}))
+
+    @property
+    def policy_label(self) -> str:
+        """The policy as cells and keys name it: with its params when set (``r2d-n(words=20)``)."""
+        if not self.policy_params:
+            return self.policy
+        return f"{self.policy}({','.join(f'{k}={v}' for k, v in sorted(self.policy_params.items()))})"
 
     def backend_key(self) -> str:
         return json.dumps([self.backend, self.model, self.backend_kwargs], sort_keys=True, default=str)
@@ -200,12 +209,12 @@ class LazyBackend:
 class PolicyBackend:
     """A backend whose completions went through an R2D policy; defenses call it like any backend."""
 
-    def __init__(self, backend: Any, policy: str) -> None:
-        self.inner, self.policy = backend, policy
+    def __init__(self, backend: Any, policy: str, policy_params: dict | None = None) -> None:
+        self.inner, self.policy, self.policy_params = backend, policy, dict(policy_params or {})
         self.name = getattr(backend, "name", "backend")
 
     def generate(self, chats: list[Chat], params: GenParams) -> list[Completion]:
-        return generate_with_policy(self.inner, chats, params, self.policy)
+        return generate_with_policy(self.inner, chats, params, self.policy, **self.policy_params)
 
 
 def last_user(messages: Chat) -> str:
@@ -221,14 +230,16 @@ def sample_row(key: str, model: ModelSpec, defense: Spec, bench: BenchSpec, atta
     b = case.behavior
     meta = {k: v for k, v in c.meta.items() if k != "raw_text" and isinstance(v, (str, int, float, bool, type(None)))}
     return {"key": key, "model": model.label, "model_path": model.model, "backend": model.backend,
-            "defense": defense.label, "policy": model.policy, "benchmark": bench.spec.label, "split": bench.subset,
+            "defense": defense.label, "policy": model.policy_label, "benchmark": bench.spec.label,
+            "split": bench.subset,
             "subset": b.subset, "harmful": b.harmful, "attack": attack.label, "attack_name": case.attack,
             "variant": case.variant, "case_id": case.id, "behavior_id": b.id, "goal": b.goal,
             "behavior": b.to_dict(), "prompt": last_user(case.messages), "messages": case.messages,
             "completion": raw, "visible": visible, "answer": answer, "steps": [[s.text, s.pivot] for s in parsed.steps],
             "pivots": parsed.pivots, "well_formed": parsed.well_formed, "finish_reason": c.finish_reason,
             "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-            "words": len(answer.split()), "completion_words": len(raw.split()), "latency_s": c.latency_s,
+            "words": len(answer.split()), "completion_words": len(raw.split()),
+            "reasoning_words": len(parsed.reasoning.split()), "latency_s": c.latency_s,
             "error": c.error, "meta": meta}
 
 
@@ -303,6 +314,7 @@ class Runner:
         self.keys: list[str] = []
         self.expected: dict[str, str] = {}  # sample key -> the fingerprint its row must carry
         self._identity: dict[Any, dict] = {}
+        self.key_judges: dict[str, list[str]] = {}  # sample key -> judge labels of the entries that made it
         self.stats = {"generated": 0, "skipped": 0, "stale": 0, "judged": 0, "judgments_skipped": 0}
 
     # --- components --------------------------------------------------------------------------
@@ -325,6 +337,18 @@ class Runner:
     def judges_for(self, b: BenchSpec) -> list[Spec]:
         return b.judges if b.judges is not None else self.judges
 
+    def row_judges(self, row: dict) -> list[str]:
+        """Judge labels for one sample: those of the config entry (entries) that made it, never those of
+        another entry of the same benchmark. Without this run's keys (results read back only): every entry
+        with the sample's benchmark label and subset."""
+        if row["key"] in self.key_judges:
+            return self.key_judges[row["key"]]
+        labels: list[str] = []
+        for b in self.benches:
+            if b.spec.label == row["benchmark"] and (b.subset or None) == (row.get("split") or None):
+                labels += [s.label for s in self.judges_for(b) if s.label not in labels]
+        return labels
+
     def backend_for(self, m: ModelSpec, cache: dict[str, Any]) -> Any:
         if m.label in self.given_backends:
             return self.given_backends[m.label]
@@ -344,7 +368,7 @@ class Runner:
 
     @staticmethod
     def key(m: ModelSpec, d: Spec, b: BenchSpec, a: Spec, case: TestCase) -> str:
-        return "|".join([m.label, d.label, m.policy, b.spec.label, str(b.subset or ""), a.label, case.id])
+        return "|".join([m.label, d.label, m.policy_label, b.spec.label, str(b.subset or ""), a.label, case.id])
 
     def model_identity(self, m: ModelSpec) -> dict:
         """What identifies the weights: an alias is pinned by its package version and sha256 (r2d.models);
@@ -360,7 +384,7 @@ class Runner:
         gen = {k: getattr(self.params, k) for k in ("max_new_tokens", "temperature", "top_p", "seed", "stop")
                if hasattr(self.params, k)}
         return fingerprint({"model": m.model, "weights": self.model_identity(m), "backend": m.backend,
-                            "backend_kwargs": m.backend_kwargs, "policy": m.policy, "defense": [d.name, d.params],
+                            "backend_kwargs": m.backend_kwargs, "policy": [m.policy, m.policy_params], "defense": [d.name, d.params],
                             "benchmark": [b.spec.name, b.spec.params, b.subset], "attack": [a.name, a.params],
                             "generation": gen})
 
@@ -385,6 +409,8 @@ class Runner:
                     if rfp is None:
                         rfp = run_fps[(b.spec.label, a.label)] = self.run_fingerprint(m, d, b, a)
                     fp = self.expected[k] = fingerprint([rfp, case.messages])
+                    own = self.key_judges.setdefault(k, [])
+                    own += [s.label for s in self.judges_for(b) if s.label not in own]
                     row = done.get(k)
                     if row is not None and row.get("fingerprint") == fp \
                             and not (self.cfg.retry_errors and row.get("error")):
@@ -396,7 +422,7 @@ class Runner:
                 if not todo:
                     continue
                 defense = self.component("defense", d)
-                wrapped = PolicyBackend(backend, m.policy)
+                wrapped = PolicyBackend(backend, m.policy, m.policy_params)
                 todo.sort(key=lambda t: -sum(len(x["content"]) for x in t[3].messages))
                 bs = max(1, self.cfg.batch_size)
                 with _progress(len(todo), f"{m.label}/{d.label}", self.cfg.progress) as bar:
@@ -435,15 +461,13 @@ class Runner:
         store.repair()
         done = store.latest(("key", "judge"))
         keyset = set(self.keys) if self.keys else set(samples)
-        bench_of = {b.spec.label: b for b in self.benches}
         for j in {s.label: s for b in self.benches for s in self.judges_for(b)}.values():
             saw = expected_saw(j)
             todo = []
             for k, row in samples.items():
                 if k not in keyset or row.get("error"):
                     continue
-                b = bench_of.get(row["benchmark"])
-                if b is None or j.label not in [s.label for s in self.judges_for(b)]:
+                if j.label not in self.row_judges(row):
                     continue
                 prev = done.get((k, j.label))
                 stale = prev is not None and saw is not None and (prev.get("verdict") or {}).get("saw") != saw
@@ -476,10 +500,14 @@ class Runner:
         specs = {s.label: s for b in self.benches for s in self.judges_for(b)}
         judg = {(k, jl): r["verdict"] for (k, jl), r in JsonlStore(self.judgments_path).latest(("key", "judge")).items()
                 if k in samples and jl in specs and r.get("fingerprint") == self.judge_fingerprint(specs[jl], samples[k])}
-        judges_for = {b.spec.label: [s.label for s in self.judges_for(b)] for b in self.benches}
         missing = len(keyset - set(samples))
         gen_errors = [r["error"] for r in rows if r.get("error")]
-        res = {"cells": compute_cells(rows, judg, judges_for), "words": words_summary(rows),
+        original = [r for r in rows if r["behavior"].get("benchmark") == "jbb"
+                    and (r["behavior"].get("meta") or {}).get("source") == "Original"]
+        res = {"cells": compute_cells(rows, judg, self.row_judges),
+               "cells_jbb_original": [{**c, "source": "Original"}
+                                      for c in compute_cells(original, judg, self.row_judges)],
+               "words": words_summary(rows),
                "samples": len(rows), "samples_missing": missing, "sample_errors": len(gen_errors),
                "first_error": gen_errors[0] if gen_errors else None, "overlap": self.overlap(rows),
                "general_ability": self.general_ability(), "provenance": self.provenance()}

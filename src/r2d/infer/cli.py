@@ -14,7 +14,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "for --backend openai the served model name")
     p.add_argument("--backend", default="hf", help="hf | openai | vllm | mock (default hf)")
     p.add_argument("--policy", default="raw", help="raw | hide-reasoning | drop-unsafe-steps | refuse-on-unsafe | "
-                   "pivot-threshold (default raw)")
+                   "pivot-threshold | r2d-p (R2D instructions as system prompt) | r2d-n (reasoning ended after "
+                   "--think-words words) (default raw)")
+    p.add_argument("--think-words", type=int, default=30, help="r2d-n: words of reasoning before </think> (default 30)")
     p.add_argument("--tau", type=float, default=0.5, help="pivot-threshold: force [UNSAFE] when P([UNSAFE]) >= tau")
     p.add_argument("--refusal", default=None, help="refusal text for refuse-on-unsafe / pivot-threshold")
     p.add_argument("--max-new-tokens", type=int, default=512)
@@ -72,6 +74,8 @@ def _setup(args: argparse.Namespace):
     policy_kw: dict[str, Any] = {}
     if args.policy == "pivot-threshold":
         policy_kw["tau"] = args.tau
+    if args.policy == "r2d-n":
+        policy_kw["words"] = args.think_words
     if args.refusal is not None:
         policy_kw["refusal"] = args.refusal
     policy = get_policy(args.policy, **policy_kw)

@@ -110,6 +110,9 @@ def output_row(row: PromptRow, c: Completion, raw: Completion | None = None) -> 
         "latency_s": round(c.latency_s, 4),
         "pivot_probs": c.meta.get("pivot_probs"),
         "policy_refused": c.meta.get("policy_refused"),
+        "reasoning_words": len(p.reasoning.split()) if c.error is None else None,
+        "answer_words": len(p.answer.split()) if c.error is None else None,
+        **({"r2d_n": c.meta["r2d_n"]} if "r2d_n" in c.meta else {}),
         **({"input": row.extra} if row.extra else {}),
     }
 

@@ -2,7 +2,10 @@
 
 A policy has ``apply(completion) -> completion`` (``text`` becomes the visible text; the model's
 text is kept in ``meta["raw_text"]``) and, for backends that accept them, ``stop_strings()`` and
-``logits_processors()`` (factories taking the tokenizer). ``generate_with_policy`` wires both.
+``logits_processors()`` (factories taking the tokenizer). Policies that change what is asked or how it is
+generated also override ``prepare(chats)`` (a pre-generation hook) or ``run(backend, chats, params)``
+(the generation itself, through the Backend protocol only, so they work on every backend).
+``generate_with_policy`` wires all of them.
 
 - ``raw``: the completion as generated.
 - ``hide-reasoning``: only the answer after ``</think>``, pivots removed.
@@ -13,6 +16,13 @@ text is kept in ``meta["raw_text"]``) and, for backends that accept them, ``stop
   string, so generation ends there).
 - ``pivot-threshold``: decode-time; force [UNSAFE] at a pivot position when the model's
   P([UNSAFE]) (renormalised over the three pivots) >= tau, then refuse like ``refuse-on-unsafe``.
+- ``r2d-p`` (the paper's R2D-p, no training): the R2D instructions (steps ending in pivots, refuse on
+  [UNSAFE]; adapted from the SwaRD teacher prompt) as the system prompt of any model.
+- ``r2d-n`` (the paper's R2D-n): the reasoning is concluded after ``words`` words (default 30, the
+  paper's ~30): phase 1 generates the opening of the reasoning (stopped at ``</think>`` or a small token
+  budget), it is cut at the word budget and closed with ``</think>``, and phase 2 continues from that
+  assistant prefill to write the answer. Backends that render the chat template (hf, vllm, mock, openai
+  with ``--local-template``) continue a trailing assistant turn.
 
 Errors pass through untouched: a failed generation stays an error, never a (safe) refusal.
 """
@@ -55,6 +65,14 @@ class Policy:
 
     def describe(self) -> dict:
         return {"name": self.name, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}
+
+    def prepare(self, chats: list[Chat]) -> list[Chat]:
+        """Pre-generation hook: the chats actually sent (default: unchanged)."""
+        return chats
+
+    def run(self, backend: Any, chats: list[Chat], params: GenParams) -> list[Completion]:
+        """The generation (default: one call of the backend on the prepared chats)."""
+        return backend.generate(self.prepare(chats), params)
 
 
 @register("policy", "raw")
@@ -140,6 +158,114 @@ class PivotThreshold(RefuseOnUnsafe):
         return [make]
 
 
+R2D_P_PROMPT = (
+    "You are an honest and helpful AI assistant that reasons about safety before it answers. First think step by "
+    "step inside <think></think>. End every reasoning step, inside and outside the think block, with exactly one "
+    "safety tag: [SAFE] if the step is safe; [UNSAFE] if you find the request or the step harmful; [RETHINK] if you "
+    "suspect things are going unsafe and must look for a safe way to answer. If any step is tagged [UNSAFE], your "
+    "final answer after </think> is a brief refusal. Otherwise answer the user's request helpfully after </think> "
+    "and end the answer with [SAFE].")
+
+
+@register("policy", "r2d-p")
+class R2DPrompt(Policy):
+    """R2D-p: the R2D instructions as the system prompt (an existing system prompt follows them, still
+    neutralised by the guard; the instructions themselves are r2d's own text, so their pivots survive)."""
+
+    name = "r2d-p"
+
+    def __init__(self, system_prompt: str = R2D_P_PROMPT, **_: Any) -> None:
+        self.system_prompt = system_prompt
+
+    def prepare(self, chats: list[Chat]) -> list[Chat]:
+        from r2d.backends.base import trusted_message
+        from r2d.pivots import neutralize
+
+        out = []
+        for chat in chats:
+            if chat and chat[0].get("role") == "system":
+                merged = f"{self.system_prompt}\n\n{neutralize(chat[0]['content'])}"
+                out.append([trusted_message("system", merged), *chat[1:]])
+            else:
+                out.append([trusted_message("system", self.system_prompt), *chat])
+        return out
+
+
+_WORD = re.compile(r"\S+")
+
+
+def cut_words(text: str, words: int) -> tuple[str, int, bool]:
+    """``text`` up to the end of its ``words``-th whitespace word: (kept text, words kept, whether cut)."""
+    found = list(_WORD.finditer(text))
+    if len(found) <= words:
+        return text, len(found), False
+    return text[:found[words - 1].end()], words, True
+
+
+@register("policy", "r2d-n")
+class ConcludeReasoning(Policy):
+    """R2D-n: end the think block after ``words`` words and let the model answer (two backend calls)."""
+
+    name = "r2d-n"
+
+    def __init__(self, words: int = 30, **_: Any) -> None:
+        if int(words) < 1:
+            raise ValueError(f"policy r2d-n: words must be >= 1, got {words}")
+        self.words = int(words)
+
+    def reasoning_tokens(self, params: GenParams) -> int:
+        # a word is 1-2 tokens in English BPE; pivots and markup add a few: stop well after the budget
+        return max(1, min(params.max_new_tokens, 3 * self.words + 16))
+
+    def conclude(self, c: Completion) -> tuple[str | None, dict]:
+        """The assistant prefill that closes the reasoning (None: nothing to continue) and a record."""
+        from r2d.pivots import THINK_CLOSE, THINK_OPEN
+
+        text = c.full_text
+        if THINK_OPEN not in text:  # the model answered without reasoning: nothing to conclude
+            info = {"budget_words": self.words, "reasoning_words": 0, "no_reasoning": True}
+            return (text if c.finish_reason == "length" else None), info
+        head, _, reasoning = text.partition(THINK_OPEN)
+        closed = c.meta.get("stop") == THINK_CLOSE or THINK_CLOSE in reasoning
+        reasoning = reasoning.split(THINK_CLOSE, 1)[0]
+        kept, n, cut = cut_words(reasoning, self.words)
+        prefill = f"{head}{THINK_OPEN}{kept.rstrip()}\n{THINK_CLOSE}\n\n"
+        # closed_by_model: the model ended its reasoning itself within the budget
+        return prefill, {"budget_words": self.words, "reasoning_words": n, "cut": cut,
+                         "closed_by_model": closed and not cut}
+
+    def run(self, backend: Any, chats: list[Chat], params: GenParams) -> list[Completion]:
+        from r2d.pivots import THINK_CLOSE
+
+        chats = self.prepare(chats)
+        first = backend.generate(chats, dataclasses.replace(
+            params, max_new_tokens=self.reasoning_tokens(params), stop=[*params.stop, THINK_CLOSE]))
+        out: list[Completion | None] = [None] * len(chats)
+        todo: list[tuple[int, str, dict]] = []
+        for i, c in enumerate(first):
+            if c.error is not None:
+                out[i] = c
+                continue
+            prefill, info = self.conclude(c)
+            if prefill is None:
+                out[i] = dataclasses.replace(c, meta={**c.meta, "r2d_n": info})
+            else:
+                todo.append((i, prefill, info))
+        if todo:
+            prefilled = [[*chats[i], {"role": "assistant", "content": pre}] for i, pre, _ in todo]
+            second = backend.generate(prefilled, params)
+            for (i, pre, info), c2 in zip(todo, second):
+                c1 = first[i]
+                if c2.error is not None:
+                    out[i] = c2
+                    continue
+                tokens = (c1.completion_tokens or 0) + (c2.completion_tokens or 0)
+                out[i] = Completion(text=pre + c2.text, prompt_tokens=c1.prompt_tokens, completion_tokens=tokens,
+                                    finish_reason=c2.finish_reason, latency_s=c1.latency_s + c2.latency_s,
+                                    meta={**c2.meta, "r2d_n": info})
+        return out  # type: ignore[return-value]
+
+
 def get_policy(policy: str | Policy | None = None, **kwargs: Any) -> Policy:
     """A policy object from a name (``raw`` if None) plus its knobs, or the object itself."""
     if isinstance(policy, Policy):
@@ -162,4 +288,4 @@ def generate_with_policy(backend: Any, chats: list[Chat], params: GenParams,
     if procs:
         extra["policy_processors"] = list(extra.get("policy_processors", [])) + procs
     run_params = dataclasses.replace(params, stop=list(params.stop) + stops, extra=extra)
-    return [pol.apply(c) for c in backend.generate(chats, run_params)]
+    return [pol.apply(c) for c in pol.run(backend, chats, run_params)]

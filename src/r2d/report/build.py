@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -66,6 +68,13 @@ def asr_section(runs: list[Run], labels: dict[Arm, str]) -> list[Block]:
         out += [Heading(f"{g.benchmark} / {g.subset}, judge `{g.judge}`", 3), asr_table(g, labels),
                 Figure(plots.asr_bars(g, labels), _slug("asr", g.benchmark, g.subset, g.judge),
                        f"ASR by attack and system on {g.benchmark}/{g.subset} (judge {g.judge}), 95% CI.")]
+    # JBB behaviours written for JBB (source "Original"), apart from those taken from AdvBench/TDC/HarmBench,
+    # whose paraphrases can reach training data that is deduplicated against JBB only
+    for g in asr_grids([dataclasses.replace(r, cells=r.original_cells) for r in runs]):
+        out += [Heading(f"{g.benchmark} / {g.subset}, JBB source `Original` only, judge `{g.judge}`", 3),
+                Para("The behaviours JailbreakBench wrote itself (its `Source` column is `Original`); the others "
+                     "come from AdvBench, TDC or HarmBench, whose paraphrases training data may hold."),
+                asr_table(g, labels)]
     return out + scores_section(runs, labels)
 
 

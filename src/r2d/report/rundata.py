@@ -42,6 +42,7 @@ class Run:
     general_ability: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     samples_missing: int = 0  # grid cases results.json says have no sample yet (an unfinished run)
+    original_cells: list[dict[str, Any]] = field(default_factory=list)  # JBB behaviours whose source is Original
 
     def arm_of(self, row: dict) -> Arm:
         return Arm(self.name, str(row.get("model", "?")), str(row.get("defense") or "none"),
@@ -131,4 +132,5 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
         general_ability=data.get("general_ability"),
         notes=notes,
         samples_missing=int(data.get("samples_missing") or 0),
+        original_cells=[c for c in data.get("cells_jbb_original") or [] if isinstance(c, dict)],
     )

@@ -221,7 +221,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> R2DTrainer:
     rows = load_sward(cfg.data)
     claim_output_dir(cfg, data_hashes(cfg.data), main_process=int(os.environ.get("RANK", "0")) == 0)
     set_seed(cfg.seed)  # LoRA init and resized rows do not depend on what ran before in the process
-    model, tok = load_model(cfg.model, dtype="float32", device=None)  # fp32 master weights; Trainer places them and autocasts
+    model, tok = load_model(cfg.model, dtype="float32", device=None, expand=True)  # fp32 master weights; Trainer places them and autocasts
     if cfg.think_in_prompt:
         from r2d.pivots import open_think_in_template
 

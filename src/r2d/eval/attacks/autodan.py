@@ -17,7 +17,7 @@ import re
 
 from r2d.backends.base import Backend
 from r2d.eval.attacks.base import OptimizingAttack, make_case, request_text, target_text, user
-from r2d.eval.attacks.whitebox import target_losses
+from r2d.eval.attacks.whitebox import answer_target, model_and_tokenizer, target_losses
 from r2d.eval.types import Behavior, TestCase
 from r2d.paths import data_file
 from r2d.provenance import sha256_file
@@ -91,7 +91,8 @@ class AutoDAN(OptimizingAttack):
         return refs
 
     def _evolve(self, backend: Backend, b: Behavior, refs: list[str], rng: random.Random) -> dict:
-        req, tgt = request_text(b), target_text(b)
+        req = request_text(b)
+        tgt = answer_target(model_and_tokenizer(backend)[1], target_text(b))  # the answer after </think>
         pop = rng.sample(refs, min(self.population, len(refs)))
         fill = lambda p: p.replace("[PROMPT]", req) if "[PROMPT]" in p else f"{p}\n\n{req}"  # noqa: E731
         score = lambda ps: target_losses(backend, [user(fill(p)) for p in ps], [tgt] * len(ps),  # noqa: E731
@@ -124,7 +125,8 @@ class AutoDAN(OptimizingAttack):
         for b in behaviors:
             r = self._evolve(backend, b, refs, random.Random(f"{self.seed}:{b.id}"))
             out.append(make_case(b, self.name, user(r["prompt"]), mode=self.mode, best_loss=r["loss"],
-                                 losses=r["losses"], target_string=target_text(b)))
+                                 losses=r["losses"], target_string=target_text(b),
+                                 loss_target=answer_target(model_and_tokenizer(backend)[1], target_text(b))))
         return out
 
     def params(self) -> dict:

@@ -7,15 +7,24 @@ w.r.t. the suffix tokens, top-k token candidates per position, ``search_width`` 
 swaps per step scored in batches, keep the best. Special and added tokens (pivots, ``<think>``) and
 non-ASCII tokens are never proposed, and candidates that do not survive decode/re-encode are dropped.
 ``params()`` says which implementation ran; each TestCase records its loss trajectory.
+
+The target on an R2D model: the judge reads the answer after ``</think>``, so a suffix that only makes
+the reasoning *start* with "Sure, here is" attacks the wrong text. When the chat template opens
+``<think>`` (an R2D model, an R1 distill) the loss is computed on ``</think>\n\n`` + the affirmative
+target, straight after the opened think block: the suffix must make the model close its reasoning at
+once and begin its answer affirmatively (``whitebox.answer_target``; the string is recorded per case as
+``loss_target``). A model that holds ``<think>`` tokens without opening them in its template gets
+``<think>\n</think>\n\n`` + target. Vanilla models keep the plain target.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from r2d.backends.base import Backend, render_prompt
+from r2d.backends.base import Backend, Chat, render_prompt
 from r2d.eval.attacks.base import OptimizingAttack, make_case, request_text, target_text, user
-from r2d.eval.attacks.whitebox import model_and_tokenizer
+from r2d.eval.attacks.whitebox import answer_target, model_and_tokenizer
 from r2d.eval.types import Behavior, TestCase
 from r2d.registry import register
 
@@ -36,49 +45,90 @@ def allowed_token_mask(tok: Any, vocab: int):
     return mask
 
 
-def own_gcg(model: Any, tok: Any, request: str, target: str, steps: int, search_width: int, topk: int,
-            suffix_len: int, seed: int, batch_size: int = 16, allowed: Any = None) -> dict:
-    """Run GCG on one behaviour; returns the best suffix (with its leading space; the prompt is
-    ``request + suffix``), best loss and the per-step loss trajectory."""
+@dataclass
+class SearchPrompt:
+    """One prompt of a token search, as ids: ``before`` + suffix + ``after`` + ``target``; the loss is
+    the mean cross-entropy of ``target`` (teacher-forced) given everything before it."""
+
+    before: list[int]
+    after: list[int]
+    target: list[int]
+
+
+def search_prompt(tok: Any, chat_with_slot: Chat, target: str) -> SearchPrompt:
+    """Split the rendered ``chat_with_slot`` (one turn holds ``{optim_str}``) around the slot."""
+    text = render_prompt(tok, chat_with_slot)
+    if text.count(SLOT) != 1:
+        raise ValueError(f"token search: the rendered chat must hold {SLOT} exactly once")
+    before, after = text.split(SLOT, 1)
+    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+    t_ids = enc(target)
+    if not t_ids:
+        raise ValueError(f"token search: target {target!r} tokenizes to nothing")
+    return SearchPrompt(enc(before), enc(after), t_ids)
+
+
+def gcg_prompt(tok: Any, request: str, target: str) -> SearchPrompt:
+    """GCG's prompt: ``request + suffix`` as the user turn; the loss is on ``answer_target(target)``, so
+    on an R2D model it is computed on ``</think>`` and the affirmative answer after it."""
+    return search_prompt(tok, user(f"{request}{SLOT}"), answer_target(tok, target))
+
+
+def token_search(model: Any, tok: Any, prompts: list[SearchPrompt], suffix_len: int, steps: int,
+                 search_width: int, topk: int, seed: int, batch_size: int = 16, allowed: Any = None,
+                 init: str = " !", on_step: Any = None) -> dict:
+    """Greedy coordinate-gradient search (Zou et al. 2023) for a ``suffix_len``-token string that
+    minimises the mean target loss over ``prompts`` (one prompt: GCG; many: a universal suffix, as RPO
+    optimises its defensive suffix). Each step: one-hot gradient of the loss w.r.t. the suffix tokens,
+    top-k allowed tokens per position, ``search_width`` random single-token swaps scored exactly, keep
+    the best. Candidates that do not survive decode/re-encode are dropped. Returns the best suffix
+    (decoded), its loss, the per-step loss trajectory and the suffix ids. ``on_step(step, loss, best)``
+    is called after each step (progress for long searches)."""
     import torch
     import torch.nn.functional as F
 
+    if not prompts:
+        raise ValueError("token search: no prompts")
     gen = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
-    text = render_prompt(tok, user(f"{request}{SLOT}"))
-    before, after = text.split(SLOT, 1)
     enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]  # noqa: E731
-    b_ids, a_ids, t_ids = enc(before), enc(after), enc(target)
     embed = model.get_input_embeddings()
     vocab = embed.weight.shape[0]
     allowed = (allowed if allowed is not None else allowed_token_mask(tok, vocab)).to(device)
-    suffix = enc(" !" * suffix_len)[:suffix_len]
+    suffix = enc(init * suffix_len)[:suffix_len]
     suffix = suffix + suffix[-1:] * (suffix_len - len(suffix))
     fixed = lambda ids: torch.tensor(ids, device=device, dtype=torch.long)  # noqa: E731
-    b_t, a_t, t_t = fixed(b_ids), fixed(a_ids), fixed(t_ids)
-    keep = len(t_ids) + 1  # logits only where the target is predicted (plus the last, dropped)
+    parts = [(fixed(p.before), fixed(p.after), fixed(p.target)) for p in prompts]
 
     def losses(cands: torch.Tensor) -> torch.Tensor:
-        out = []
-        for i in range(0, len(cands), batch_size):
-            c = cands[i:i + batch_size]
-            n = len(c)
-            ids = torch.cat([b_t.expand(n, -1), c, a_t.expand(n, -1), t_t.expand(n, -1)], 1)
-            with torch.no_grad():
-                logits = model(input_ids=ids, logits_to_keep=keep).logits[:, :-1].float()
-            out.append(F.cross_entropy(logits.transpose(1, 2), t_t.expand(n, -1), reduction="none").mean(1))
-        return torch.cat(out)
+        total = torch.zeros(len(cands), device=device)
+        for b_t, a_t, t_t in parts:
+            keep = len(t_t) + 1  # logits only where the target is predicted (plus the last, dropped)
+            out = []
+            for i in range(0, len(cands), batch_size):
+                c = cands[i:i + batch_size]
+                n = len(c)
+                ids = torch.cat([b_t.expand(n, -1), c, a_t.expand(n, -1), t_t.expand(n, -1)], 1)
+                with torch.no_grad():
+                    logits = model(input_ids=ids, logits_to_keep=keep).logits[:, :-1].float()
+                out.append(F.cross_entropy(logits.transpose(1, 2), t_t.expand(n, -1), reduction="none").mean(1))
+            total += torch.cat(out)
+        return total / len(parts)
 
     cur = fixed(suffix)
     best_ids, best_loss, trajectory = cur.clone(), float(losses(cur[None])[0]), []
     trajectory.append(best_loss)
+    if on_step is not None:
+        on_step(0, best_loss, best_loss)
     for _ in range(steps):
         onehot = F.one_hot(cur, vocab).to(embed.weight.dtype).requires_grad_(True)
+        grad = torch.zeros_like(onehot)
         with torch.enable_grad():
-            emb = torch.cat([embed(b_t), onehot @ embed.weight, embed(a_t), embed(t_t)])[None]
-            logits = model(inputs_embeds=emb, logits_to_keep=keep).logits[0, :-1].float()
-            loss = F.cross_entropy(logits, t_t)
-            (grad,) = torch.autograd.grad(loss, [onehot])
+            for b_t, a_t, t_t in parts:
+                emb = torch.cat([embed(b_t), onehot @ embed.weight, embed(a_t), embed(t_t)])[None]
+                logits = model(inputs_embeds=emb, logits_to_keep=len(t_t) + 1).logits[0, :-1].float()
+                loss = F.cross_entropy(logits, t_t) / len(parts)
+                grad += torch.autograd.grad(loss, [onehot])[0]
         grad = grad.masked_fill(~allowed[None], float("inf"))
         top = (-grad).topk(min(topk, int(allowed.sum())), dim=1).indices  # suffix_len x k
         pos = torch.randint(0, suffix_len, (search_width,), generator=gen).to(device)
@@ -88,15 +138,28 @@ def own_gcg(model: Any, tok: Any, request: str, target: str, steps: int, search_
         ok = [i for i, c in enumerate(cands.tolist()) if enc(tok.decode(c)) == c]
         if not ok:
             trajectory.append(trajectory[-1])
-            continue
-        cands = cands[ok]
-        cl = losses(cands)
-        j = int(cl.argmin())
-        cur = cands[j]
-        trajectory.append(float(cl[j]))
-        if float(cl[j]) < best_loss:
-            best_loss, best_ids = float(cl[j]), cur.clone()
-    return {"suffix": tok.decode(best_ids.tolist()), "loss": best_loss, "losses": trajectory}
+        else:
+            cands = cands[ok]
+            cl = losses(cands)
+            j = int(cl.argmin())
+            cur = cands[j]
+            trajectory.append(float(cl[j]))
+            if float(cl[j]) < best_loss:
+                best_loss, best_ids = float(cl[j]), cur.clone()
+        if on_step is not None:
+            on_step(len(trajectory) - 1, trajectory[-1], best_loss)
+    return {"suffix": tok.decode(best_ids.tolist()), "loss": best_loss, "losses": trajectory,
+            "suffix_ids": best_ids.tolist()}
+
+
+def own_gcg(model: Any, tok: Any, request: str, target: str, steps: int, search_width: int, topk: int,
+            suffix_len: int, seed: int, batch_size: int = 16, allowed: Any = None) -> dict:
+    """Run GCG on one behaviour; returns the best suffix (with its leading space; the prompt is
+    ``request + suffix``), best loss and the per-step loss trajectory."""
+    r = token_search(model, tok, [gcg_prompt(tok, request, target)], suffix_len, steps, search_width, topk, seed,
+                     batch_size, allowed)
+    r.pop("suffix_ids")
+    return r
 
 
 def nanogcg_run(model: Any, tok: Any, request: str, target: str, steps: int, search_width: int, topk: int,
@@ -115,7 +178,7 @@ def nanogcg_run(model: Any, tok: Any, request: str, target: str, steps: int, sea
     gcg.not_allowed_ids = (~allowed).nonzero().squeeze(1).to(model.device)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        res = gcg.run([{"role": "user", "content": f"{request} {SLOT}"}], target)
+        res = gcg.run([{"role": "user", "content": f"{request} {SLOT}"}], answer_target(tok, target))
     finally:  # nanogcg switches deterministic algorithms on for the whole process when seeded
         torch.use_deterministic_algorithms(was_deterministic)
     return {"suffix": " " + res.best_string, "loss": float(res.best_loss), "losses": [float(x) for x in res.losses]}
@@ -173,6 +236,7 @@ class GCG(OptimizingAttack):
             r = self._run(model, tok, req, target_text(b), self.seed + n, allowed)
             out.append(make_case(b, self.name, user(req + r["suffix"]), mode=self.mode, impl=self.used,
                                  suffix=r["suffix"], best_loss=r["loss"], losses=r["losses"],
+                                 loss_target=answer_target(tok, target_text(b)),
                                  optimized_on=self.transfer_name() or getattr(backend, "model_name", backend.name)))
         return out
 

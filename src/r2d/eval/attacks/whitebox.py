@@ -7,6 +7,20 @@ from typing import Any
 from r2d.backends.base import Backend, Chat
 
 
+def answer_target(tok: Any, target: str) -> str:
+    """The reply string a white-box attack scores, so its loss falls on the answer the judge reads.
+    A template that opens ``<think>`` (R2D models): ``</think>`` closes the reasoning, then the target;
+    a tokenizer that holds think tokens but leaves opening them to the model: an empty think block, then
+    the target; any other model: the target itself."""
+    from r2d.pivots import THINK_CLOSE, THINK_OPEN, template_opens_think, token_id
+
+    if getattr(tok, "chat_template", None) and template_opens_think(tok):
+        return f"{THINK_CLOSE}\n\n{target}"
+    if token_id(tok, THINK_OPEN) is not None and token_id(tok, THINK_CLOSE) is not None:
+        return f"{THINK_OPEN}\n{THINK_CLOSE}\n\n{target}"
+    return target
+
+
 def model_and_tokenizer(backend: Any) -> tuple[Any, Any]:
     model, tok = getattr(backend, "model", None), getattr(backend, "tokenizer", None)
     if model is None or tok is None or not hasattr(model, "get_input_embeddings"):

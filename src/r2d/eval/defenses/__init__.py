@@ -4,7 +4,7 @@ Each defense: ``generate(backend, chats, params) -> list[Completion]`` (one per 
 ``params()``. A blocked prompt gets a refusal Completion with ``meta["blocked"] = True``.
 """
 
-from r2d.eval.defenses import erase_check, perplexity, prompting, smoothllm  # noqa: F401
+from r2d.eval.defenses import erase_check, intention, perplexity, prompting, rpo, smoothllm  # noqa: F401
 from r2d.eval.defenses.base import REFUSAL_TEXT, blocked_completion, last_user, replace_last_user
 
 __all__ = ["REFUSAL_TEXT", "blocked_completion", "last_user", "replace_last_user"]

@@ -6,7 +6,7 @@
 - ``icd``: in-context defense (Wei et al. 2023, "Jailbreak and guard aligned language models with only few
   in-context demonstrations"): one harmful request answered with a refusal is put before the conversation.
 - ``policy``: an R2D inference policy (``r2d.infer.policies``: raw, hide-reasoning, drop-unsafe-steps,
-  refuse-on-unsafe, pivot-threshold) through ``generate_with_policy``.
+  refuse-on-unsafe, pivot-threshold, r2d-p, r2d-n) through ``generate_with_policy``.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ class InContextDefense:
         return {"name": self.name, "demos": self.demos}
 
 
-def generate_with_policy(backend: Backend, chats: list[Chat], params: GenParams, policy: str | None) -> list[Completion]:
+def generate_with_policy(backend: Backend, chats: list[Chat], params: GenParams, policy: str | None,
+                         **policy_params: object) -> list[Completion]:
     """Generate under the R2D policy ``policy`` (``r2d.infer.policies``); None/"raw" without that
     module installed falls back to plain generation."""
     try:
@@ -89,7 +90,7 @@ def generate_with_policy(backend: Backend, chats: list[Chat], params: GenParams,
         if not policy or policy == "raw":
             return backend.generate(chats, params)
         raise ValueError(f"policy {policy!r} needs r2d.infer.policies, which is not available: {e}") from None
-    return gwp(backend, chats, params, policy or "raw")
+    return gwp(backend, chats, params, policy or "raw", **policy_params)
 
 
 @registry.register("defense", "policy")

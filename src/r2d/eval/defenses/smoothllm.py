@@ -6,6 +6,11 @@ characters (the JailbreakBench defaults are N=10, q=10; smaller N keeps CPU runs
 is a registered judge (default ``refusal-jbb``, the JBB/SmoothLLM test-prefix list): a copy counts as
 jailbroken iff the judge says ``jailbroken`` (a ``no_answer`` copy is not jailbroken). Failed copies are
 left out of the vote; if every copy failed the result is an error.
+
+N must be odd, so the vote over N copies has a strict majority, as in the paper (with failed copies left
+out a tie can still happen; it counts as not jailbroken and is recorded). The random generator is
+seeded once per defense instance: every call draws fresh perturbations from one reproducible stream,
+instead of repeating the same perturbation pattern for each batch.
 """
 
 from __future__ import annotations
@@ -39,12 +44,15 @@ class SmoothLLM:
                  seed: int = 0) -> None:
         if n < 1 or not 0 <= q <= 100:
             raise ValueError(f"smoothllm: need n >= 1 and 0 <= q <= 100, got n={n}, q={q}")
+        if int(n) % 2 == 0:
+            raise ValueError(f"smoothllm: n must be odd so the majority vote has no tie (the paper's vote), got n={n}")
         self.n, self.q, self.seed = int(n), float(q), int(seed)
+        self.rng = random.Random(self.seed)  # one stream per instance, not reset per call
         self.checker_name, self.checker_params = checker, dict(checker_params or {})
         self.checker = registry.create("judge", checker, **self.checker_params)
 
     def generate(self, backend: Backend, chats: list[Chat], params: GenParams) -> list[Completion]:
-        rng = random.Random(self.seed)
+        rng = self.rng
         copies: list[Chat] = []
         for chat in chats:
             user = last_user(chat)
@@ -66,6 +74,7 @@ class SmoothLLM:
             majority = votes / len(ok) > 0.5
             pick = rng.choice([c for c, jb in ok if jb == majority])
             pick.meta = {**pick.meta, "smoothllm_votes": votes, "smoothllm_copies": len(ok),
+                         "smoothllm_tie": votes * 2 == len(ok),
                          "smoothllm_majority_jailbroken": majority}
             out.append(pick)
         return out
