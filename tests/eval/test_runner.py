@@ -236,7 +236,7 @@ def test_two_entries_of_one_benchmark_keep_their_own_judges(tmp_path):
     res = Runner(c, backends={"m": Counting()}).run()
     pairs = {(x["attack"], x["judge"]) for x in res["cells"]}
     assert pairs == {("direct", "refusal"), ("tpl", "pivot")}
-    judged = {(k.split("|")[5], j) for k, j in read_rows(tmp_path / "out" / "judgments.jsonl", ("key", "judge"))}
+    judged = {(k.split("|")[5], j) for k, j in JsonlStore(tmp_path / "out" / "judgments.jsonl").latest(("key", "judge"))}
     assert judged == {("direct", "refusal"), ("tpl", "pivot")}
 
 
@@ -250,7 +250,7 @@ def test_jbb_behaviours_of_source_original_are_reported_apart(tmp_path, data_dir
     c = cfg(tmp_path, judges=["refusal"], benchmarks=[{"name": "jbb", "subset": "harmful", "limit": 30,
                                                      "sample": "stratified"}])
     res = Runner(c, backends={"m": MockBackend(default="Sure, here is how.")}).run()
-    samples = list(read_rows(tmp_path / "out" / "samples.jsonl", ("key",)).values())
+    samples = list(JsonlStore(tmp_path / "out" / "samples.jsonl").latest("key").values())
     n_orig = sum(s["behavior"]["meta"]["source"] == "Original" for s in samples)
     assert 0 < n_orig < 30
     (orig,) = res["cells_jbb_original"]

@@ -19,7 +19,7 @@ class VLLMBackend:
                  guard: bool = True, gpu_memory_utilization: float = 0.9, max_model_len: int | None = None,
                  **llm_kwargs: Any) -> None:
         from r2d.models import resolve_model
-        from r2d.training.saving import is_adapter_dir
+        from r2d.models import is_adapter_dir
 
         if model and is_adapter_dir(model):  # base + new token rows + LoRA: vLLM's LoRA path has no new rows
             raise ValueError(f"vllm backend: {model} is an r2d adapter directory; vLLM needs a merged "

@@ -181,7 +181,7 @@ def score(model: Any, tokenizer: Any, rows: list[dict], batch_size: int = 16) ->
 
 def summarize(per_model: dict[str, list[dict]], reference: str | None) -> dict:
     """Accuracy with a Wilson interval per model and category; paired difference to ``reference``."""
-    from r2d.report.stats import mcnemar_exact, paired_diff_ci, wilson_ci
+    from r2d.stats import mcnemar_exact, paired_diff_ci, wilson_ci
 
     out: dict[str, Any] = {}
     ref = {r["id"]: r["correct"] for r in per_model.get(reference, [])} if reference else {}

@@ -24,7 +24,7 @@ def _merge(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from r2d.models import load_model
-    from r2d.training.saving import is_adapter_dir
+    from r2d.models import is_adapter_dir
 
     if not is_adapter_dir(args.adapter):
         print(f"r2d merge: {args.adapter}: not an r2d adapter directory (no r2d_adapter.json)")
