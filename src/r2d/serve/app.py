@@ -120,12 +120,16 @@ def create_app(config: ServeConfig, backend: Any) -> FastAPI:
             return
         auth = request.headers.get("authorization", "")
         scheme, _, key = auth.partition(" ")
+        msg = None
         if scheme.lower() != "bearer" or not key:
+            msg = "missing API key: send 'Authorization: Bearer <key>'"
+        elif not any(hmac.compare_digest(key.strip().encode(), k.encode()) for k in config.api_keys):
+            msg = "invalid API key"
+        if msg:
             metrics.errors.labels("auth").inc()
-            raise APIError(401, "missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
-        if not any(hmac.compare_digest(key.strip().encode(), k.encode()) for k in config.api_keys):
-            metrics.errors.labels("auth").inc()
-            raise APIError(401, "invalid API key", code="invalid_api_key")
+            recorder.write({"request_id": request.headers.get("x-request-id"), "path": request.url.path,
+                            "status": 401, "error": msg})
+            raise APIError(401, msg, code="invalid_api_key")
 
     @app.get("/health")
     async def health():
