@@ -39,13 +39,13 @@ def test_proxy_guards_the_way_in_and_applies_policies_on_the_way_out(serve):
 
 def test_proxy_streams_from_a_streaming_upstream(serve, mock_backend):
     # the upstream is itself an r2d server (policy raw): it streams SSE with reasoning_content deltas
-    up_url = serve(mock_backend, policy="raw", model_name="up")
+    up_url = serve(mock_backend, policy="raw", model_name="up", stream_chunk_chars=5)  # many small deltas
     url = serve(upstream(up_url), policy="hide-reasoning", allowed_policies=["raw"])
     cl = OpenAI(base_url=url, api_key="k", max_retries=0)
     msgs = [{"role": "user", "content": "bake bread"}]
     chunks = list(cl.chat.completions.create(model="m", messages=msgs, stream=True))
     assert "".join(c.delta.content or "" for ch in chunks for c in ch.choices) == "Here is a helpful answer."
-    assert len(chunks) > 3
+    assert len(chunks) > 6
     raw = list(cl.chat.completions.create(model="m", messages=msgs, stream=True, extra_body={"r2d": {"policy": "raw"}}))
     reasoning = "".join((c.delta.model_extra or {}).get("reasoning_content") or "" for ch in raw for c in ch.choices)
     assert reasoning == "The user wants ordinary help. [SAFE]"

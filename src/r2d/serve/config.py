@@ -25,7 +25,7 @@ class ServeConfig:
     log_jsonl: str | None = None
     log_messages: bool = True  # --log-jsonl records the messages and raw text too
     graceful_timeout_s: float = 30.0
-    stream_chunk_chars: int = 0  # 0: word-sized chunks when a backend does not stream natively
+    stream_chunk_chars: int = 0  # a backend that does not stream: 0 = the whole text as one delta, N = N-char deltas
 
     def allowed(self) -> list[str]:
         return [self.policy] + [p for p in self.allowed_policies if p != self.policy]

@@ -5,26 +5,24 @@ then the whole completion).
   own connection pool bounds what reaches the upstream. With ``astream`` (see ``upstream``) they
   stream token by token.
 - Every other backend (hf, vllm, mock, ...) goes through the dynamic ``Batcher``; a stream from them
-  is sent once the batch has generated (word-sized deltas through the same policy filter).
+  is sent once the batch has generated (as one delta by default, ``chunk_chars`` for smaller ones),
+  through the same policy filter.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, AsyncIterator
 
 from r2d.backends.base import Chat, Completion, GenParams
 from r2d.infer.policies import Policy, policy_params
 from r2d.serve.batching import Batcher
 
-_WORDS = re.compile(r"\s*\S+|\s+")
-
-
-def word_chunks(text: str, size: int = 0) -> list[str]:
-    """Split ``text`` into deltas: words with their leading space, or ``size``-character pieces."""
+def text_chunks(text: str, size: int = 0) -> list[str]:
+    """Deltas of an already complete ``text``: one piece (``size`` 0: nothing is gained by slicing a text
+    that is all there, and the policy filter reads it once), or ``size``-character pieces."""
     if size > 0:
         return [text[i:i + size] for i in range(0, len(text), size)]
-    return _WORDS.findall(text)
+    return [text] if text else []
 
 
 class Engine:
@@ -83,6 +81,6 @@ class Engine:
             return
         c = await self.complete(chat, params)
         if c.error is None:
-            for piece in word_chunks(c.full_text, self.chunk_chars):
+            for piece in text_chunks(c.full_text, self.chunk_chars):
                 yield piece
         yield c

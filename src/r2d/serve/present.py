@@ -136,9 +136,12 @@ class StreamFilter:
         return out[0], out[1]
 
     def feed(self, delta: str) -> tuple[str, str]:
+        start = max(0, len(self.text) - 16)  # a pivot may have begun in the previous delta
         self.text += delta
         if self.stopped:
             return "", ""
+        if (self.refusing or self.by_segment) and not _PIVOT_RE.search(self.text, start):
+            return "", ""  # segment-wise release: nothing new without a new pivot
         cut = self._releasable()
         if not cut:
             return "", ""

@@ -18,7 +18,7 @@ import httpx
 from r2d.backends.base import Chat, Completion, GenParams
 from r2d.backends.openai_backend import OpenAIBackend
 from r2d.pivots import THINK_CLOSE, THINK_OPEN
-from r2d.serve.engine import word_chunks
+from r2d.serve.engine import text_chunks
 
 
 class UpstreamBackend(OpenAIBackend):
@@ -37,7 +37,7 @@ class UpstreamBackend(OpenAIBackend):
         t0 = time.perf_counter()
         if "prompt" in body:  # --local-template: no reasoning split to follow; whole reply, then deltas
             c = (await self.agenerate([chat], params))[0]
-            for piece in ([] if c.error else word_chunks(c.full_text)):
+            for piece in ([] if c.error else text_chunks(c.full_text)):
                 yield piece
             yield c
             return
@@ -54,7 +54,7 @@ class UpstreamBackend(OpenAIBackend):
                         return
                     if "text/event-stream" not in r.headers.get("content-type", ""):
                         c = self._parse(json.loads(await r.aread()), time.perf_counter() - t0, 0)
-                        for piece in word_chunks(c.full_text):
+                        for piece in text_chunks(c.full_text):
                             yield piece
                         yield c
                         return
