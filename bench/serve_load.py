@@ -8,7 +8,9 @@
     each in all: failed/lost requests (client-side errors, and the server's own request count against the
     client's) and the p50 overhead of each policy over ``raw`` (target <= 5%, 0 failures).
 
-Prints a table and writes ``bench/results/serve_load.json`` (with the git commit and settings).
+Prints a table and writes ``bench/results/serve_load.json``; each part carries its own provenance (git
+commit, settings, load average before and after: the machine may be shared), and ``--skip-hf`` /
+``--skip-mock`` keep the other part from the file as an earlier run wrote it.
 
     python bench/serve_load.py [--hf-requests 32 --new-tokens 48] [--mock-seconds 60] [--skip-hf] [--quick]
 """
@@ -71,6 +73,13 @@ class Server:
                 self.log.seek(0)
                 raise RuntimeError(f"server did not start: {self.log.read()[-2000:]}")
             time.sleep(0.5)
+
+    def batch_stats(self) -> dict:
+        """Generate calls and mean requests per call, from the server's own metrics."""
+        text = httpx.get(self.base + "/metrics").text
+        get = lambda name: float(re.search(rf"^{name} (\S+)", text, re.M).group(1))  # noqa: E731
+        calls = get("r2d_batch_size_count")
+        return {"generate_calls": int(calls), "mean_batch": round(get("r2d_batch_size_sum") / calls, 2) if calls else 0}
 
     def served_requests(self) -> float:
         text = httpx.get(self.base + "/metrics").text
@@ -155,6 +164,7 @@ def bench_hf(model: str, clients: int, n: int, new_tokens: int, batch: int, wait
             asyncio.run(load(srv.base, 2, bodies, total=2))  # warm-up
             res = asyncio.run(load(srv.base, clients, bodies, total=n))
             res["server_count_matches"] = srv.served_requests() == res["ok"] + 2
+            res["server_batches"] = srv.batch_stats()  # includes the 2 warm-up requests
             out[label] = res
             print(f"  hf {label}: {res}", file=sys.stderr, flush=True)
     off, on = out["batching_off"], out["batching_on"]
@@ -224,16 +234,25 @@ def main() -> int:
     from r2d.provenance import base_provenance
 
     t_all = time.perf_counter()
-    result: dict = {"provenance": {**base_provenance(), "model": a.model, "cpu_count": os.cpu_count(),
-                                   "cpu": platform.processor() or platform.machine(), "device": "cpu",
-                                   "loadavg_start": os.getloadavg()}, "settings": vars(a)}
+    # Each part carries its own provenance; a skipped part keeps what an earlier run wrote (its own commit).
+    old = json.loads(Path(a.output).read_text()) if Path(a.output).is_file() else {}
+    result: dict = {k: old[k] for k in ("mock", "hf") if k in old}
+
+    def part(name: str, fn) -> None:
+        prov = {**base_provenance(), "model": a.model if name == "hf" else "mock", "cpu_count": os.cpu_count(),
+                "cpu": platform.processor() or platform.machine(), "device": "cpu", "loadavg_start": os.getloadavg()}
+        t0 = time.perf_counter()
+        res = fn()
+        prov.update(loadavg_end=os.getloadavg(), seconds=round(time.perf_counter() - t0, 1))
+        result[name] = {**res, "provenance": prov, "settings": vars(a)}
+
     if not a.skip_mock:
         print("mock backend: policy overhead and failures", file=sys.stderr, flush=True)
-        result["mock"] = bench_mock(a.mock_seconds, a.mock_clients, a.blocks)
+        part("mock", lambda: bench_mock(a.mock_seconds, a.mock_clients, a.blocks))
     if not a.skip_hf:
         print("hf backend: batching on vs off", file=sys.stderr, flush=True)
-        result["hf"] = bench_hf(a.model, a.hf_clients, a.hf_requests, a.new_tokens, a.max_batch_size, a.batch_wait_ms)
-    result["provenance"]["loadavg_end"] = os.getloadavg()
+        part("hf", lambda: bench_hf(a.model, a.hf_clients, a.hf_requests, a.new_tokens, a.max_batch_size,
+                                    a.batch_wait_ms))
     result["total_seconds"] = round(time.perf_counter() - t_all, 1)
     targets = {}
     if "hf" in result:
@@ -270,7 +289,8 @@ def main() -> int:
     print(f"{'measure':<{w}}  result\n{'-' * w}  {'-' * 40}")
     for k, v in rows:
         print(f"{k:<{w}}  {v}")
-    print(f"\ncommit {result['provenance']['git_commit']}, {result['total_seconds']} s -> {a.output}", file=sys.stderr)
+    commits = {k: result[k]["provenance"]["git_commit"][:12] for k in ("hf", "mock") if k in result}
+    print(f"\ncommits {commits}, {result['total_seconds']} s -> {a.output}", file=sys.stderr)
     return 0
 
 

@@ -115,3 +115,20 @@ def test_graceful_shutdown_finishes_in_flight_requests(serve):
     serve.server.should_exit = True
     t.join(10)
     assert result["r"].status_code == 200 and result["r"].json()["choices"][0]["message"]["content"]
+
+
+def test_clients_leaving_mid_stream_free_their_slot(serve):
+    url = serve(SlowBackend(delay=0.05), max_concurrency=2, stream_chunk_chars=3)
+    body = {**GOOD, "stream": True}
+    for _ in range(4):  # more than max_concurrency: a leaked slot would turn into 429s
+        with httpx.Client(timeout=10) as c:
+            with c.stream("POST", url + "/chat/completions", json=body) as r:
+                assert r.status_code == 200
+                next(r.iter_lines())  # read one event, then hang up
+    import time
+
+    deadline = time.time() + 5
+    while httpx.get(url[:-3] + "/health").json()["in_flight"] and time.time() < deadline:
+        time.sleep(0.05)
+    assert httpx.get(url[:-3] + "/health").json()["in_flight"] == 0
+    assert post(url, GOOD).status_code == 200

@@ -18,6 +18,7 @@ from typing import Any, AsyncIterator
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from r2d.backends.base import Completion, GenParams
@@ -224,8 +225,25 @@ def create_app(config: ServeConfig, backend: Any) -> FastAPI:
                     raise err
                 include_usage = bool(req.stream_options and req.stream_options.include_usage)
                 handed_over = True
-                return StreamingResponse(_sse(rid, pol, chat, first, gen, t0, include_usage),
-                                         media_type="text/event-stream", headers={"x-request-id": rid})
+                done = {"released": False}
+
+                def release(status: int = 200, error: str | None = None) -> None:
+                    """Once per stream: from the generator's end, or after the response if it never ran
+                    (a client gone before the first byte)."""
+                    if not done["released"]:
+                        done["released"] = True
+                        state["admitted"] -= 1
+                        metrics.in_flight.dec()
+                        if status != 200:
+                            _finish(rid, pol, True, status, t0, chat, error=error)
+
+                async def cleanup() -> None:
+                    await gen.aclose()
+                    release(499, "client gone before the stream")
+
+                return StreamingResponse(_sse(rid, pol, chat, first, gen, t0, include_usage, release),
+                                         media_type="text/event-stream", headers={"x-request-id": rid},
+                                         background=BackgroundTask(cleanup))
             c = await engine.complete(chat, params)
             if c.error is not None:
                 err = _backend_error(c)
@@ -254,7 +272,7 @@ def create_app(config: ServeConfig, backend: Any) -> FastAPI:
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     async def _sse(rid: str, pol: Policy, chat: list, first: Any, gen: AsyncIterator, t0: float,
-                   include_usage: bool) -> AsyncIterator[str]:
+                   include_usage: bool, release: Any) -> AsyncIterator[str]:
         filt = StreamFilter(pol)
         status, c, error = 200, None, None
         try:
@@ -299,9 +317,6 @@ def create_app(config: ServeConfig, backend: Any) -> FastAPI:
             raise
         finally:
             await gen.aclose()
-            if status != 200 or c is not None:
-                _finish(rid, pol, True, status, t0, chat, error=error)
-            state["admitted"] -= 1
-            metrics.in_flight.dec()
+            release(500 if status == 200 and c is not None else status, error)
 
     return app

@@ -8,6 +8,10 @@ import os
 import sys
 from typing import Any
 
+# Idle keep-alive connections are closed after this long. uvicorn's 5 s default races with busy clients
+# that reuse a connection just as it is closed (a failed request); 30 s makes that rare.
+KEEP_ALIVE_S = 30
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="OpenAI-compatible chat server with R2D policies (FastAPI + uvicorn)")
@@ -98,5 +102,5 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(cfg, backend)
     print(f"r2d serve: {cfg.model_name} on http://{cfg.host}:{cfg.port}/v1 (policy {cfg.policy})", file=sys.stderr)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=args.log_level.lower(),
-                timeout_graceful_shutdown=int(cfg.graceful_timeout_s))
+                timeout_graceful_shutdown=int(cfg.graceful_timeout_s), timeout_keep_alive=KEEP_ALIVE_S)
     return 0

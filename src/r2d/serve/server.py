@@ -21,8 +21,11 @@ def background_server(app: Any, host: str = "127.0.0.1", port: int = 0, graceful
     """``handle``, if given, receives the ``uvicorn.Server`` (to trigger a shutdown from a test)."""
     import uvicorn
 
+    from r2d.serve.cli import KEEP_ALIVE_S
+
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                            timeout_graceful_shutdown=graceful_s, backlog=2048)
+                            timeout_graceful_shutdown=graceful_s, backlog=2048,
+                            timeout_keep_alive=KEEP_ALIVE_S)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
     thread = threading.Thread(target=server.run, name="r2d-serve", daemon=True)
