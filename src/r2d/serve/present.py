@@ -11,7 +11,8 @@ The reply has two channels, as in DeepSeek's API and vLLM's reasoning parsers: `
   tagged ``[SAFE]``/``[RETHINK]``); else as ``raw``.
 - any other registered policy: its visible text, split at ``</think>``.
 
-``StreamFilter`` releases text only once it cannot change: a partly arrived R2D token is held back;
+``StreamFilter`` releases text only once it cannot change (and, for the policies without segments, in
+pieces of at least 32 characters): a partly arrived R2D token is held back;
 under ``hide-reasoning`` nothing is released while the think block is open; under
 ``drop-unsafe-steps`` text is released a segment at a time, when its pivot has arrived; under the
 refusing policies reasoning steps are released when their pivot has arrived and only until the first
@@ -107,6 +108,7 @@ class StreamFilter:
         self.sent_content = ""
         self.stopped = False  # a refusing policy saw [UNSAFE]: nothing more until the end
         self.diverged = False  # the final view did not extend what was sent (logged by the caller)
+        self._evaluated = 0  # text length at the last evaluation
 
     def _releasable(self) -> str | None:
         text = self.text
@@ -142,6 +144,12 @@ class StreamFilter:
             return "", ""
         if (self.refusing or self.by_segment) and not _PIVOT_RE.search(self.text, start):
             return "", ""  # segment-wise release: nothing new without a new pivot
+        if not (self.refusing or self.by_segment):
+            # each evaluation reads the whole text: evaluate once enough new text is in (>= 32 chars and
+            # >= 1/32 of the text), so a long stream costs O(n), not O(n^2); held text goes out at the end
+            if len(self.text) - self._evaluated < max(32, len(self.text) // 32):
+                return "", ""
+            self._evaluated = len(self.text)
         cut = self._releasable()
         if not cut:
             return "", ""
