@@ -81,6 +81,11 @@ class Server:
         calls = get("r2d_batch_size_count")
         return {"generate_calls": int(calls), "mean_batch": round(get("r2d_batch_size_sum") / calls, 2) if calls else 0}
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server process has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def served_requests(self) -> float:
         text = httpx.get(self.base + "/metrics").text
         return sum(float(m.group(1)) for m in re.finditer(r'^r2d_requests_total\{[^}]*status="200"[^}]*\} (\S+)',
@@ -192,7 +197,9 @@ def bench_mock(seconds: float, clients: int, blocks: int) -> dict:
         before = srv.served_requests()
         for b in range(blocks):
             for p in (policies if b % 2 == 0 else policies[::-1]):
+                cpu0 = srv.cpu_s()
                 res = asyncio.run(load(srv.base, clients, bodies_for(p), seconds=seconds / blocks))
+                res["server_cpu_s"] = srv.cpu_s() - cpu0
                 per[p].append(res)
                 print(f"  mock {p} block {b}: {res['ok']} ok, {res['failed']} failed, p50 {res['p50_s']}",
                       file=sys.stderr, flush=True)
@@ -203,9 +210,13 @@ def bench_mock(seconds: float, clients: int, blocks: int) -> dict:
                   "failed": sum(r["failed"] for r in rs), "errors": sorted({e for r in rs for e in r["errors"]})[:5],
                   "req_per_s": round(statistics.mean(r["req_per_s"] for r in rs), 1),
                   "p50_s": round(statistics.median(r["p50_s"] for r in rs), 4),
-                  "p99_s": round(max(r["p99_s"] for r in rs), 4), "blocks_p50_s": [r["p50_s"] for r in rs]}
+                  "p99_s": round(max(r["p99_s"] for r in rs), 4), "blocks_p50_s": [r["p50_s"] for r in rs],
+                  "server_cpu_ms_per_request": round(1000 * sum(r["server_cpu_s"] for r in rs) /
+                                                     max(1, sum(r["answered"] for r in rs)), 3)}
     for p in policies[1:]:
         out[p]["p50_overhead_pct"] = round(100 * (out[p]["p50_s"] / out["raw"]["p50_s"] - 1), 1)
+        out[p]["server_cpu_overhead_pct"] = round(100 * (out[p]["server_cpu_ms_per_request"] /
+                                                         out["raw"]["server_cpu_ms_per_request"] - 1), 1)
     out["policy_layer_cpu"] = policy_cpu()
     client_ok = sum(v["ok"] for v in out.values() if isinstance(v, dict) and "ok" in v)
     out["lost"] = int(client_ok - served) if served != client_ok else 0
@@ -306,9 +317,11 @@ def main() -> int:
         m = result["mock"]
         for p in ("raw", "refuse-on-unsafe", "hide-reasoning"):
             r = m[p]
-            extra = f", p50 {r['p50_overhead_pct']:+}% vs raw (target <= 5%)" if p != "raw" else ""
+            extra = (f", p50 {r['p50_overhead_pct']:+}% vs raw (target <= 5%), server CPU/request "
+                     f"{r['server_cpu_overhead_pct']:+}%") if p != "raw" else ""
             rows.append((f"mock, {a.mock_clients} clients, {p}", f"{r['ok']}/{r['sent']} ok, {r['failed']} failed, "
-                         f"{r['req_per_s']} req/s, p50 {r['p50_s']} s, p99 {r['p99_s']} s{extra}"))
+                         f"{r['req_per_s']} req/s, p50 {r['p50_s']} s, p99 {r['p99_s']} s, "
+                         f"server {r['server_cpu_ms_per_request']} ms CPU/request{extra}"))
         rows.append(("  lost (client ok vs server count)", f"{m['lost']} ({m['client_ok']} vs {m['server_counted']})"))
         us = m["policy_layer_cpu"]["us_per_reply"]
         rows.append(("policy layer CPU per reply (view+stream+r2d)", ", ".join(f"{k} {v} us" for k, v in us.items())))
