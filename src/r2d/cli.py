@@ -1,4 +1,4 @@
-"""The ``r2d`` command: data, train, merge, generate, chat, eval, report, quickstart.
+"""The ``r2d`` command: data, train, merge, generate, chat, eval, rpo, report, quickstart, serve.
 
 Each stage package owns its subcommands in a ``cli`` module with ``register(subparsers)``; those
 modules import nothing heavy at import time, so ``r2d --help`` is instant. Errors a user can fix
@@ -16,7 +16,7 @@ import sys
 from r2d import __version__
 
 STAGE_CLIS = ("r2d.data.cli", "r2d.training.cli", "r2d.infer.cli", "r2d.eval.cli", "r2d.eval.rpo_cli", "r2d.report.cli",
-              "r2d.quickstart")
+              "r2d.quickstart", "r2d.serve.cli")
 
 
 class R2DError(Exception):

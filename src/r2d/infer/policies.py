@@ -279,6 +279,13 @@ def generate_with_policy(backend: Any, chats: list[Chat], params: GenParams,
     user sees (``meta["raw_text"]`` is the model's). Decode-time hooks need a backend with
     ``supports_logits_processors`` (hf); other backends raise a one-line ValueError for such policies."""
     pol = get_policy(policy, **policy_kwargs)
+    return [pol.apply(c) for c in pol.run(backend, chats, policy_params(backend, params, pol))]
+
+
+def policy_params(backend: Any, params: GenParams, pol: Policy) -> GenParams:
+    """``params`` with ``pol``'s stop strings and decode-time hooks added (one definition, shared by
+    ``generate_with_policy`` and the server). Raises a one-line ValueError for a policy that needs
+    logits on a backend without ``supports_logits_processors``."""
     procs = pol.logits_processors()
     if procs and not getattr(backend, "supports_logits_processors", False):
         raise ValueError(f"policy {pol.name!r} needs logits access; backend {getattr(backend, 'name', backend)!r} "
@@ -287,5 +294,4 @@ def generate_with_policy(backend: Any, chats: list[Chat], params: GenParams,
     extra = dict(params.extra)
     if procs:
         extra["policy_processors"] = list(extra.get("policy_processors", [])) + procs
-    run_params = dataclasses.replace(params, stop=list(params.stop) + stops, extra=extra)
-    return [pol.apply(c) for c in pol.run(backend, chats, run_params)]
+    return dataclasses.replace(params, stop=list(params.stop) + stops, extra=extra)
