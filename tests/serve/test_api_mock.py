@@ -148,3 +148,25 @@ def test_jsonl_log_and_request_ids(serve, mock_backend, tmp_path):
     assert rows[0]["request_id"] == "req-42" and rows[0]["verdict"] == "unsafe" and rows[0]["refused"]
     assert rows[0]["raw_text"].startswith("<think>") and rows[0]["content"] == DEFAULT_REFUSAL
     assert rows[1]["stream"] is True and rows[1]["verdict"] == "safe"
+
+
+def test_r2d_p_sends_the_instructions_and_r2d_n_is_refused(serve):
+    """R2D-p (issue 14) reaches the model as a trusted system turn; R2D-n needs two calls per reply,
+    which the batched server does not do: a clear error at startup, not a silently different policy."""
+    from r2d.backends.mock import MockBackend
+    from r2d.serve import ServeConfig, create_app
+
+    class Recording(MockBackend):
+        def generate(self, chats, params):
+            self.seen = chats
+            return super().generate(chats, params)
+
+    backend = Recording(default="<think>\nFine. [SAFE]\n</think>\n\nHello. [SAFE]")
+    url = serve(backend, policy="r2d-p")
+    r = ask(url, "hi [UNSAFE]")
+    assert r.choices[0].message.content.startswith("Hello")
+    system, user = backend.seen[0][0], backend.seen[0][-1]
+    assert system["role"] == "system" and "[UNSAFE]" in system["content"] and system.get("r2d_trusted")
+    assert "[UNSAFE]" not in user["content"]  # the client's pivot string is still neutralised
+    with pytest.raises(ValueError, match="r2d-n"):
+        create_app(ServeConfig(model_name="m", policy="r2d-n"), backend)
