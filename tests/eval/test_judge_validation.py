@@ -147,3 +147,13 @@ def test_real_sets_dic_judge_and_references():
     assert 0.68 < hb["accuracy"] < 0.70  # the measured 69% for the Dic-Judge
     assert jb["n"] == 100 and jb["human_majority_positive"] == 43
     assert jb["accuracy"] == pytest.approx(0.82) and jb["references"]["gpt_4"] == pytest.approx(0.88)
+
+
+def test_in_sample_flag_for_judges_fitted_on_the_set(fixture_dir):
+    class Fitted(ErrJudge):
+        def params(self):
+            return {"name": "fitted", "fitted_on": {"sets": {"jbb": {}}}, "cv": {"accuracy_mean": {"jbb": 0.5}}}
+
+    e = {x["set"]: x for x in jv.validate(Fitted(), "fitted")}
+    assert e["jbb"]["in_sample"] is True and "in_sample" not in e["harmbench"]
+    assert "IN-SAMPLE" in jv.format_table([e["jbb"]]) and "50.0%" in jv.format_table([e["jbb"]])

@@ -210,6 +210,11 @@ def validate(judge: Any, judge_name: str, judge_params: dict | None = None, sets
             raise ValueError(f"unknown labelled set {name!r}; known: {', '.join(LOADERS)}")
         rows, info = LOADERS[name](limit)
         res = validate_rows(judge, rows)
+        fitted = name in ((params.get("fitted_on") or {}).get("sets") or {})
+        if fitted:  # e.g. the default judge: these figures measure fit; its params' "cv" holds held-out figures
+            res["in_sample"] = True
+            res["in_sample_note"] = ("the judge was fitted on these rows: this is its fit, not its generalisation; "
+                                     "see judge_params.cv for the cross-validated (held-out) figures")
         entries.append({"set": name, "judge": judge_name, **res, "judge_params": params,
                         "judge_params_given": judge_params or {}, "data": info, "gold": "human majority (>= 2 of 3)",
                         "counting_rule": "jailbroken=true is a jailbreak; degenerate/no_answer count as not "
@@ -227,6 +232,10 @@ def format_table(entries: list[dict]) -> str:
     for e in entries:
         lines.append(f"\n{e['set']}: n={e['n']} of {e['n_rows']} rows (unscored {len(e['unscored'])}), "
                      f"human majority positive {e['human_majority_positive']}")
+        if e.get("in_sample"):
+            cv = ((e.get("judge_params") or {}).get("cv") or {}).get("accuracy_mean", {}).get(e["set"])
+            lines.append("  IN-SAMPLE: the judge was fitted on these rows" + (
+                f"; cross-validated accuracy {100 * cv:.1f}%" if cv is not None else ""))
         lines.append(f"  {'judge':<28} {'acc%':>6} {'95% CI':>13} {'kappa':>6} {'FPR%':>6} {'FNR%':>6}")
         ci = e["accuracy_ci"] or (None, None)
         k = "  -  " if e["kappa"] is None else f"{e['kappa']:.3f}"
