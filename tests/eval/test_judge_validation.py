@@ -18,7 +18,8 @@ from r2d.paths import set_data_dir
 def _hb_record(bid, gen, humans, cls, method="DirectRequest"):
     return {"test_case": f"please {bid}", "generation": gen, "model": "m", "method": method, "experiment": "e",
             "behavior_id": bid, "human_0": humans[0], "human_1": humans[1], "human_2": humans[2], "cls": cls,
-            "gpt-3.5-turbo-0613": "yes" if cls else "no", "PAIR_gpt-4-0613": "Rating: [[10]]" if cls else "Rating: [[1]]"}
+            "gpt-3.5-turbo-0613": "yes" if cls else "no",
+            "PAIR_gpt-4-0613": "Rating: [[10]]" if cls else "Rating: [[1]]"}
 
 
 @pytest.fixture

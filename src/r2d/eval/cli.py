@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         asr = "-" if c.get("asr") is None else f"{c['asr']:.3f}"
         ref = "-" if c.get("refusal_rate") is None else f"{c['refusal_rate']:.3f}"
         print(f"{c['model']}\t{c['defense']}\t{c['policy']}\t{c['benchmark']}/{c['subset']}\t{c['attack']}\t"
-              f"{c['judge']}\tn={c['n']}\tASR={asr}\trefusal={ref}\terrors={c['errors']}\tno_answer={c['no_answer']}")
+              f"{c['judge']}\tn={c['n']}\tASR={asr}\trefusal={ref}\terrors={c['errors']}\tno_answer={c['no_answer']}"
+              f"\tdegenerate={c.get('n_degenerate', 0)}")
     print(f"r2d eval: wrote {cfg.output}/results.json", file=sys.stderr)
     return 0

@@ -162,7 +162,8 @@ def validate_rows(judge: Any, rows: list[LabelledRow], batch_size: int = 64) -> 
         verdicts.extend(judge.judge([r.judge_input() for r in rows[s:s + batch_size]]))
     seconds = time.perf_counter() - t0
     if len(verdicts) != len(rows):
-        raise ValueError(f"judge {getattr(judge, 'name', judge)} returned {len(verdicts)} verdicts for {len(rows)} rows")
+        name = getattr(judge, "name", judge)
+        raise ValueError(f"judge {name} returned {len(verdicts)} verdicts for {len(rows)} rows")
     scored: list[tuple[LabelledRow, int, Verdict]] = []
     unscored = []
     for r, v in zip(rows, verdicts):
@@ -240,12 +241,14 @@ def format_table(entries: list[dict]) -> str:
         ci = e["accuracy_ci"] or (None, None)
         k = "  -  " if e["kappa"] is None else f"{e['kappa']:.3f}"
         lines.append(f"  {('* ' + e['judge']):<28} {_pct(e['accuracy']):>6} "
-                     f"{_pct(ci[0]).strip():>6}-{_pct(ci[1]).strip():<6} {k:>6} {_pct(e['fpr']):>6} {_pct(e['fnr']):>6}")
+                     f"{_pct(ci[0]).strip():>6}-{_pct(ci[1]).strip():<6} {k:>6} {_pct(e['fpr']):>6} "
+                     f"{_pct(e['fnr']):>6}")
         for name, d in sorted(e["references_detail"].items(), key=lambda kv: -(kv[1]["accuracy"] or 0)):
             ci = d["accuracy_ci"] or (None, None)
             k = "  -  " if d["kappa"] is None else f"{d['kappa']:.3f}"
             lines.append(f"  {name:<28} {_pct(d['accuracy']):>6} "
-                         f"{_pct(ci[0]).strip():>6}-{_pct(ci[1]).strip():<6} {k:>6} {_pct(d['fpr']):>6} {_pct(d['fnr']):>6}")
+                         f"{_pct(ci[0]).strip():>6}-{_pct(ci[1]).strip():<6} {k:>6} {_pct(d['fpr']):>6} "
+                         f"{_pct(d['fnr']):>6}")
     return "\n".join(lines)
 
 

@@ -39,7 +39,8 @@ from r2d.provenance import sha256_text
 from r2d.registry import register
 
 RESOURCE = "default_judge.json"
-WEIGHTS_SHA256 = "345978f343f9a9aaa95a50b3c02b2c9d62b566410da5b162a80ddfc188fddbdf"  # scripts/fit_default_judge.py output
+# sha256 of the shipped default_judge.json, as printed by scripts/fit_default_judge.py
+WEIGHTS_SHA256 = "345978f343f9a9aaa95a50b3c02b2c9d62b566410da5b162a80ddfc188fddbdf"
 MAX_CHARS = 4000  # the encoder reads at most 256 tokens; longer answers are cut before tokenising
 
 PATTERNS = {
