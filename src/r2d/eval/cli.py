@@ -44,6 +44,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-data", nargs="+", default=None, help="training files for the overlap check")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+    register_judge(sub)
+
+
+def register_judge(sub: argparse._SubParsersAction) -> None:
+    """``r2d judge validate``: agreement of a judge with human labels (r2d.eval.judge_validation)."""
+    p = sub.add_parser("judge", help="judge tools (validate a judge against human labels)")
+    jsub = p.add_subparsers(dest="judge_command", metavar="SUBCOMMAND")
+    v = jsub.add_parser("validate", help="score a judge against the human-labelled HarmBench and JBB sets",
+                        description="Writes DIR/judge_validation.json (one entry per labelled set) and prints a "
+                                    "table with the reference judges scored on the same rows.")
+    v.add_argument("--judge", required=True, help="judge name (default, refusal, refusal-gcg, llm-harmbench, ...)")
+    v.add_argument("--judge-params", type=json.loads, default=None, help="judge params (JSON)")
+    v.add_argument("--output", required=True, help="output directory")
+    v.add_argument("--data-dir", default=None, help="data directory (else $R2D_DATA_DIR)")
+    v.add_argument("--set", nargs="+", default=None, choices=("harmbench", "jbb"), help="labelled sets (default both)")
+    v.add_argument("--limit", type=int, default=None, help="first N rows of each set")
+    v.set_defaults(func=run_validate)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from r2d import registry
+    from r2d.eval import judge_validation as jv
+    from r2d.paths import set_data_dir
+
+    if args.data_dir:
+        set_data_dir(args.data_dir)
+    judge = registry.create("judge", args.judge, **(args.judge_params or {}))
+    entries = jv.validate(judge, args.judge, args.judge_params, sets=tuple(args.set or jv.SETS), limit=args.limit)
+    path = jv.write(entries, args.output)
+    print(jv.format_table(entries))
+    print(f"r2d judge validate: wrote {path}", file=sys.stderr)
+    return 0
 
 
 def _first_row_has(path: str, key: str) -> bool:
@@ -132,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         asr = "-" if c.get("asr") is None else f"{c['asr']:.3f}"
         ref = "-" if c.get("refusal_rate") is None else f"{c['refusal_rate']:.3f}"
         print(f"{c['model']}\t{c['defense']}\t{c['policy']}\t{c['benchmark']}/{c['subset']}\t{c['attack']}\t"
-              f"{c['judge']}\tn={c['n']}\tASR={asr}\trefusal={ref}\terrors={c['errors']}\tno_answer={c['no_answer']}")
+              f"{c['judge']}\tn={c['n']}\tASR={asr}\trefusal={ref}\terrors={c['errors']}\tno_answer={c['no_answer']}"
+              f"\tdegenerate={c.get('n_degenerate', 0)}")
     mmlu = (res.get("general_ability") or {}).get("mmlu")
     for label, m in (mmlu or {}).get("models", {}).items():
         lo, hi = m["accuracy_ci"]

@@ -60,7 +60,8 @@ class AsrValue:
     n: int  # judged without error (the runner's convention: errors are outside n)
     errors: int
     no_answer: int = 0  # empty visible answers (counted not jailbroken, as in the paper)
-    asr_worst: float | None = None  # no-answer counted as jailbroken
+    asr_worst: float | None = None  # no-answer (and degenerate) counted as jailbroken
+    degenerate: int = 0  # answers with no real content (default judge); counted not jailbroken
 
 
 @dataclass
@@ -87,9 +88,10 @@ def _asr_value(cell: dict) -> AsrValue:
     ci = cell.get("asr_ci")
     if asr is not None and not (isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci):
         ci = wilson_ci(round(asr * n), n) if n > 0 else None
-    worst = cell.get("asr_no_answer_as_jailbroken")
+    worst = cell.get("asr_worst_case", cell.get("asr_no_answer_as_jailbroken"))
     return AsrValue(asr if asr is None else float(asr), tuple(ci) if ci else None, n, errors,
-                    int(cell.get("no_answer") or 0), None if worst is None else float(worst))
+                    int(cell.get("no_answer") or 0), None if worst is None else float(worst),
+                    int(cell.get("n_degenerate") or 0))
 
 
 def asr_grids(runs: list[Run]) -> list[AsrGrid]:
@@ -120,8 +122,10 @@ def _fmt_asr(v: AsrValue | None) -> str:
     s = pct(v.asr)
     if v.ci:
         s += f" [{100 * v.ci[0]:.1f}, {100 * v.ci[1]:.1f}]"
-    if v.no_answer:
-        s += f" ({v.no_answer} no answer" + (f", ≤{pct(v.asr_worst)}" if v.asr_worst is not None else "") + ")"
+    if v.no_answer or v.degenerate:
+        parts = ([f"{v.no_answer} no answer"] if v.no_answer else []) + (
+            [f"{v.degenerate} degenerate"] if v.degenerate else [])
+        s += f" ({', '.join(parts)}" + (f", ≤{pct(v.asr_worst)}" if v.asr_worst is not None else "") + ")"
     if v.errors:
         s += f" ({v.errors} err)"
     return s
