@@ -5,7 +5,7 @@ importing a higher one), each with the reason it is allowed.
 
 Every ``import r2d...`` / ``from r2d... import`` counts, at module level or inside a function (a lazy
 import still couples the modules). Layers follow the pipeline on a shared floor:
-floor < backends < data < training < infer < eval < report < cli/quickstart.
+floor < backends < data < training < infer < serve, eval < report < cli/quickstart.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-LAYERS = {"floor": 0, "backends": 1, "data": 2, "training": 3, "infer": 4, "eval": 5, "report": 6, "top": 7}
+LAYERS = {"floor": 0, "backends": 1, "data": 2, "training": 3, "infer": 4, "serve": 5, "eval": 5, "report": 6,
+          "top": 7}
 TOP = {"r2d.cli", "r2d.quickstart", "r2d.testing", "r2d"}
 # upward imports that are allowed, with the reason (module -> imported module)
 ALLOWED_UP = {

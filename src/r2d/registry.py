@@ -26,7 +26,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
     "backend": ("r2d.backends.mock", "r2d.backends.hf", "r2d.backends.openai_backend", "r2d.backends.vllm_backend"),
     "policy": ("r2d.infer.policies",),
     "teacher": ("r2d.data.teachers",),
-    "seedset": ("r2d.data.seeds",),
+    "seedset": ("r2d.data.seeds", "r2d.data.teachers.dataset"),
     "judge": ("r2d.eval.judges",),
     "attack": ("r2d.eval.attacks",),
     "defense": ("r2d.eval.defenses",),

@@ -108,11 +108,14 @@ def test_tampered_weights_are_refused(monkeypatch):
     dj.load_weights.cache_clear()
 
 
-def test_eval_run_with_mock_backend(tmp_path, monkeypatch):
+def test_eval_run_with_mock_backend(tmp_path, monkeypatch, request):
     from r2d.eval.judges import encoder
     from r2d.eval.runner import EvalConfig, run_eval
-    from tests.eval.test_runner import FakeBench  # noqa: F401  (registers fake-test)
+    from r2d import registry
+    from tests.eval.test_runner import FakeBench
 
+    registry.register("benchmark", "fake-test")(FakeBench)
+    request.addfinalizer(lambda: registry.unregister("benchmark", "fake-test"))
     monkeypatch.setattr(encoder, "get_encoder", lambda device="cpu": FakeEncoder())
     kw = {"rules": [["bomb", "<think>\nok [SAFE]\n</think>\n\n="],
                     ["malware", "<think>\nhm [UNSAFE]\n</think>\n\nI'm sorry, I cannot help with malware."]],

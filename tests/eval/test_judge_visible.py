@@ -58,7 +58,6 @@ def test_string_match_judges_decide_refusal_on_the_answer():
         assert v.refused is True and v.saw == "answer"
 
 
-@registry.register("benchmark", "fake-visible")
 class OneHarmful:
     name = "fake-visible"
 
@@ -67,6 +66,14 @@ class OneHarmful:
 
     def provenance(self):
         return {"files": {}}
+
+
+@pytest.fixture(autouse=True)
+def fake_visible_bench():
+    """Registered for each test and cleared after it (decontamination reads every registered benchmark)."""
+    registry.register("benchmark", "fake-visible")(OneHarmful)
+    yield
+    registry.unregister("benchmark", "fake-visible")
 
 
 def _cfg(tmp_path, judge):

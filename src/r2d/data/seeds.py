@@ -242,17 +242,6 @@ def contrast(**_: Any) -> list[Seed]:
                  {"edgy": True, "kind": r["kind"]}) for n, r in enumerate(rows, 1)]
 
 
-@registry.register("seedset", "dataset")
-def dataset(path: str, format: str = "auto", prefix: str | None = None, label: str | None = None, wrap: bool = False,
-            max_template_words: int | None = None, seed: int = 0, eval_overlap_max: float = 0.3, **_: Any) -> list[Seed]:
-    """Prompts of a file of existing teacher replies (STAR-1, R2D-R1 or prompt/response JSONL), each seed
-    carrying its trace for the ``dataset`` teacher (``r2d.data.teachers.dataset``); ``wrap``: each harmful
-    prompt wrapped in a TRAIN-split jailbreak template (label ``jailbreak``)."""
-    from r2d.data.teachers.dataset import trace_seeds
-
-    return trace_seeds(path, format, prefix, label, wrap, max_template_words, seed, eval_overlap_max)
-
-
 def load_seedset(name: str, **kwargs: Any) -> list[Seed]:
     return registry.create("seedset", name, **kwargs)
 

@@ -36,7 +36,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from r2d.data.seeds import Seed, categorize, detect_wrappers
+from r2d.data.seeds import Seed, categorize, detect_wrappers, train_templates
+from r2d.data.seeds import wrap as wrap_in
 from r2d.data.tagging import TAGGER_VERSION, split_reasoning, tag_step
 from r2d.data.teachers.base import TeacherReply
 from r2d.data.teachers.composer import benign_steps
@@ -137,8 +138,6 @@ def trace_seeds(path: str, format: str = "auto", name: str | None = None, label:
                 eval_overlap_max: float = 0.3) -> list[Seed]:
     """Seeds that carry their trace. ``wrap``: each prompt wrapped in one TRAIN-split jailbreak template (chosen
     by a seeded RNG), label ``jailbreak`` (harmful rows only)."""
-    from r2d.data.seeds import train_templates, wrap as wrap_in
-
     p = resolve_path(path)
     name = name or p.stem.lower()
     rel = str(path)
@@ -303,3 +302,12 @@ class DatasetTeacher:
     async def agenerate(self, seeds: list[Seed]) -> list[TeacherReply]:
         self.calls += len(seeds)
         return [self.reply(s) for s in seeds]
+
+
+@register("seedset", "dataset")
+def dataset(path: str, format: str = "auto", prefix: str | None = None, label: str | None = None, wrap: bool = False,
+            max_template_words: int | None = None, seed: int = 0, eval_overlap_max: float = 0.3, **_: Any) -> list[Seed]:
+    """Prompts of a file of existing teacher replies (STAR-1, R2D-R1 or prompt/response JSONL), each seed
+    carrying its trace for the ``dataset`` teacher (``r2d.data.teachers.dataset``); ``wrap``: each harmful
+    prompt wrapped in a TRAIN-split jailbreak template (label ``jailbreak``)."""
+    return trace_seeds(path, format, prefix, label, wrap, max_template_words, seed, eval_overlap_max)
