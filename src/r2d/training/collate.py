@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from r2d.pivots import THINK_OPEN, strip_pivots
+from r2d.pivots import THINK_CLOSE, THINK_OPEN, strip_pivots
 
 IGNORE = -100
 
@@ -49,14 +49,34 @@ def assistant_boundary(tokenizer, prompt_text: str, full_text: str, full_ids: li
     return next((i for i, (_, end) in enumerate(offsets) if end > cut), len(full_ids))
 
 
-def tokenize_row(tokenizer, row: dict, max_seq_len: int, strip: bool = False) -> Example:
+def answer_only(reply: str) -> str:
+    """The no-reasoning control's target: ``reply`` without its think block and without pivots (the
+    answer after ``</think>``; a reply without any think block is already an answer)."""
+    if THINK_CLOSE in reply:
+        reply = reply.partition(THINK_CLOSE)[2].replace(THINK_CLOSE, "")
+    elif THINK_OPEN in reply:
+        raise ValueError("the reply opens <think> but never closes it: no answer to keep for --no-reasoning")
+    answer = strip_pivots(reply.replace(THINK_OPEN, "")).strip()
+    if not answer:
+        raise ValueError("the reply has no answer after </think> (--no-reasoning keeps only the answer)")
+    return answer
+
+
+def tokenize_row(tokenizer, row: dict, max_seq_len: int, strip: bool = False, no_reasoning: bool = False) -> Example:
     """One chat row -> ids and labels (prompt masked with -100), truncated to ``max_seq_len``
-    keeping the start of the assistant turn (the prompt loses its oldest tokens first)."""
+    keeping the start of the assistant turn (the prompt loses its oldest tokens first).
+    ``strip``: pivots removed (the w/o-pivot ablation); ``no_reasoning``: the assistant turn reduced to
+    its answer (``answer_only``)."""
     messages = [dict(m) for m in row["messages"]]
-    if strip:
+    if no_reasoning:
+        messages[-1]["content"] = answer_only(messages[-1]["content"])
+    elif strip:
         messages[-1]["content"] = strip_pivots(messages[-1]["content"])
     prompt_text = _render(tokenizer, messages[:-1], True)
     if prompt_text.rstrip().endswith(THINK_OPEN):  # the template opens <think> (think_in_prompt)
+        if no_reasoning:
+            raise ValueError("--no-reasoning needs a chat template that does not open <think> in its generation "
+                             "prompt (this one does)")
         reply = messages[-1]["content"].lstrip()
         if not reply.startswith(THINK_OPEN):
             raise ValueError("the chat template opens <think> in its generation prompt but this reply does not "
@@ -85,11 +105,12 @@ def tokenize_row(tokenizer, row: dict, max_seq_len: int, strip: bool = False) ->
 class SwardDataset:
     """Pre-tokenised rows (a plain sequence: the Trainer's length-grouped sampler reads ``input_ids``)."""
 
-    def __init__(self, rows: list[dict], tokenizer, max_seq_len: int, strip: bool = False, source: str = "data"):
+    def __init__(self, rows: list[dict], tokenizer, max_seq_len: int, strip: bool = False, source: str = "data",
+                 no_reasoning: bool = False):
         self.items = []
         for n, row in enumerate(rows, 1):
             try:
-                ex = tokenize_row(tokenizer, row, max_seq_len, strip)
+                ex = tokenize_row(tokenizer, row, max_seq_len, strip, no_reasoning)
             except ValueError as e:
                 raise ValueError(f"{source}: row {n}: {e}") from None
             if all(lab == IGNORE for lab in ex.labels):

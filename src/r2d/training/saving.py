@@ -42,7 +42,7 @@ def token_rows(model, ids: list[int], tied: bool) -> dict:
 
 
 def save_adapter(peft_model, tokenizer, out: str | Path, base_model: str, ids: list[int], mode: str,
-                 tied: bool) -> None:
+                 tied: bool, reasoning: bool = True) -> None:
     from safetensors.torch import save_file
 
     out = Path(out)
@@ -51,7 +51,7 @@ def save_adapter(peft_model, tokenizer, out: str | Path, base_model: str, ids: l
     save_file(token_rows(peft_model, ids, tied), str(out / ROWS_FILE))
     tokenizer.save_pretrained(out)
     meta = {"base_model": base_model, "token_ids": ids, "tokens": tokenizer.convert_ids_to_tokens(ids),
-            "vocab_size": len(tokenizer), "mode": mode, "tied_embeddings": tied}
+            "vocab_size": len(tokenizer), "mode": mode, "tied_embeddings": tied, "reasoning": reasoning}
     (out / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -62,6 +62,19 @@ def save_merged(model, tokenizer, out: str | Path) -> None:
         model = model.merge_and_unload()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def is_reasoning_model(path: str | Path) -> bool | None:
+    """What ``r2d train`` recorded about a model directory: True (an R2D model that reasons with pivots),
+    False (trained with --no-reasoning: it answers directly, no <think>, no pivots), None (not an r2d
+    training output, or one written before this was recorded)."""
+    for name in ("r2d_train_meta.json", ADAPTER_META):
+        f = Path(path) / name
+        if f.is_file():
+            flag = json.loads(f.read_text()).get("reasoning")
+            if flag is not None:
+                return bool(flag)
+    return None
 
 
 def load_trained(path: str | Path, dtype: str = "float32"):
