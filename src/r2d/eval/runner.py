@@ -97,8 +97,9 @@ class ModelSpec:
     model: str | None
     backend: str = "hf"
     backend_kwargs: dict = field(default_factory=dict)
-    policy: str = "raw"
+    policy: str = "raw"  # label: the policy name, or name:k=v,... when it has knobs (e.g. pivot-threshold:tau=0.2)
     defenses: list[str] | None = None  # labels of the grid's defenses to run on this model (default: all)
+    policy_kwargs: dict = field(default_factory=dict)  # the policy's knobs (config: policy: {name, tau, ...})
 
     @classmethod
     def parse(cls, raw: Any) -> "ModelSpec":
@@ -111,9 +112,11 @@ class ModelSpec:
         if extra:
             raise ValueError(f"config: unknown model key(s) {', '.join(sorted(extra))}")
         model = raw.get("model", raw.get("name"))
+        pol = Spec.parse(raw.get("policy") or "raw", "policy")  # a name or {name, knobs...}
         return cls(label=str(raw.get("label") or raw.get("name") or model), model=model,
                    backend=raw.get("backend", "hf"), backend_kwargs=dict(raw.get("backend_kwargs") or {}),
-                   policy=raw.get("policy") or "raw", defenses=raw.get("defenses"))
+                   policy=pol.label if pol.params else pol.name, defenses=raw.get("defenses"),
+                   policy_kwargs={"name": pol.name, **pol.params} if pol.params else {})
 
     def backend_key(self) -> str:
         return json.dumps([self.backend, self.model, self.backend_kwargs], sort_keys=True, default=str)
@@ -174,11 +177,16 @@ class LazyBackend:
 class PolicyBackend:
     """A backend whose completions went through an R2D policy; defenses call it like any backend."""
 
-    def __init__(self, backend: Any, policy: str) -> None:
-        self.inner, self.policy = backend, policy
+    def __init__(self, backend: Any, policy: str, policy_kwargs: dict | None = None) -> None:
+        self.inner, self.policy, self.policy_kwargs = backend, policy, dict(policy_kwargs or {})
         self.name = getattr(backend, "name", "backend")
 
     def generate(self, chats: list[Chat], params: GenParams) -> list[Completion]:
+        if self.policy_kwargs:  # a policy with knobs: built here, its label is only for the results
+            from r2d.infer.policies import generate_with_policy as with_knobs
+
+            kw = dict(self.policy_kwargs)
+            return with_knobs(self.inner, chats, params, kw.pop("name"), **kw)
         return generate_with_policy(self.inner, chats, params, self.policy)
 
 
@@ -356,7 +364,7 @@ class Runner:
                 if not todo:
                     continue
                 defense = self.component("defense", d)
-                wrapped = PolicyBackend(backend, m.policy)
+                wrapped = PolicyBackend(backend, m.policy, m.policy_kwargs)
                 todo.sort(key=lambda t: -sum(len(x["content"]) for x in t[3].messages))
                 bs = max(1, self.cfg.batch_size)
                 with _progress(len(todo), f"{m.label}/{d.label}", self.cfg.progress) as bar:
