@@ -33,6 +33,7 @@ from r2d.data.io import append_jsonl, iter_jsonl
 from r2d.eval.benchmarks import stratified
 from r2d.eval.defenses.prompting import generate_with_policy
 from r2d.eval.metrics import compute_cells, words_summary
+from r2d.eval.pivot_score import first_pivot, pivot_scores
 from r2d.eval.types import Behavior, JudgeInput, TestCase
 from r2d.provenance import base_provenance
 from r2d.reasoning import parse, visible_answer
@@ -233,7 +234,8 @@ def sample_row(key: str, model: ModelSpec, defense: Spec, bench: BenchSpec, atta
             "pivots": parsed.pivots, "well_formed": parsed.well_formed, "finish_reason": c.finish_reason,
             "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
             "words": len(answer.split()), "completion_words": len(raw.split()), "latency_s": c.latency_s,
-            "error": c.error, "meta": meta}
+            "error": c.error, "meta": meta,
+            "first_pivot": first_pivot(c.meta.get("pivot_probs")) if c.error is None else None}
 
 
 def model_fingerprint(name: str | None) -> dict:
@@ -431,7 +433,8 @@ class Runner:
         missing = len(keyset - set(samples))
         res = {"cells": compute_cells(rows, judg, judges_for), "words": words_summary(rows),
                "samples": len(rows), "samples_missing": missing, "overlap": self.overlap(rows),
-               "general_ability": self.general_ability(), "provenance": self.provenance()}
+               "general_ability": self.general_ability(), "pivot_score": pivot_scores(rows),
+               "provenance": self.provenance()}
         return res
 
     def overlap(self, rows: list[dict]) -> dict:
