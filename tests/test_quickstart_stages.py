@@ -29,3 +29,33 @@ def test_failed_stage_leaves_no_marker(tmp_path, monkeypatch):
     with pytest.raises(R2DError, match="stage eval failed"):
         Stages(tmp_path).run("eval", ["eval"])
     assert not (tmp_path / "stages" / "eval.json").exists()
+
+
+def test_select_policy_stage_feeds_the_eval_grid(tmp_path, monkeypatch):
+    """The chosen policy replaces every ``policy: "{selected}"`` entry; the stage is fingerprinted like
+    any other (a changed dev setting is refused on a finished run)."""
+    import json
+
+    from r2d.quickstart import SELECTED, select_policy
+
+    calls = []
+
+    def fake_main(argv):
+        calls.append(argv)
+        out = argv[argv.index("--output") + 1]
+        (tmp_path / "policy_choice.json").write_text(json.dumps({"policy": {"name": "pivot-threshold", "tau": 0.2}}))
+        assert out == str(tmp_path / "policy_choice.json")
+        return 0
+
+    monkeypatch.setattr(r2d.cli, "main", fake_main)
+    eval_cfg = {"max_new_tokens": 64, "batch_size": 32,
+                "models": [{"label": "r2d", "model": "m"}, {"label": "r2d@policy", "model": "m", "policy": SELECTED}]}
+    qs = {"select_policy": {"model": "r2d", "args": ["--n-direct", 3]}}
+    models = select_policy(Stages(tmp_path), qs, {}, tmp_path, tmp_path / "train.jsonl", eval_cfg)
+    assert models[1]["policy"] == {"name": "pivot-threshold", "tau": 0.2} and "policy" not in models[0]
+    argv = calls[0]
+    assert argv[0] == "select-policy" and argv[argv.index("--max-new-tokens") + 1] == "64" and "--n-direct" in argv
+    select_policy(Stages(tmp_path), qs, {}, tmp_path, tmp_path / "train.jsonl", eval_cfg)  # finished: skipped
+    assert len(calls) == 1
+    with pytest.raises(R2DError, match="different command or config"):
+        select_policy(Stages(tmp_path), qs, {}, tmp_path, tmp_path / "train.jsonl", {**eval_cfg, "max_new_tokens": 96})

@@ -15,8 +15,8 @@ import sys
 
 from r2d import __version__
 
-STAGE_CLIS = ("r2d.data.cli", "r2d.training.cli", "r2d.infer.cli", "r2d.eval.cli", "r2d.eval.rpo_cli", "r2d.report.cli",
-              "r2d.quickstart", "r2d.serve.cli")
+STAGE_CLIS = ("r2d.data.cli", "r2d.training.cli", "r2d.infer.cli", "r2d.eval.cli", "r2d.eval.rpo_cli",
+              "r2d.eval.select_policy", "r2d.report.cli", "r2d.quickstart", "r2d.serve.cli")
 
 
 class R2DError(Exception):

@@ -227,6 +227,19 @@ def is_adapter_dir(path: str | Path) -> bool:
     return (Path(path) / ADAPTER_META).is_file()
 
 
+def is_reasoning_model(path: str | Path) -> bool | None:
+    """What ``r2d train`` recorded about a model directory: True (an R2D model that reasons with pivots),
+    False (trained with --no-reasoning: it answers directly, no <think>, no pivots), None (not an r2d
+    training output, or one written before this was recorded)."""
+    for name in ("r2d_train_meta.json", ADAPTER_META):
+        f = Path(path) / name
+        if f.is_file():
+            flag = json.loads(f.read_text()).get("reasoning")
+            if flag is not None:
+                return bool(flag)
+    return None
+
+
 def is_tied(model) -> bool:
     """Input and output embeddings share storage (check on the plain model, before PEFT wraps it:
     a wrapper's ``.weight`` may be a fresh merged tensor)."""

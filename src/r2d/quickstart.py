@@ -1,6 +1,7 @@
 """``r2d quickstart``: the main job, orchestration only.
 
-    data build -> train (R2D, --no-cpo, --strip-pivots) -> eval (base, baselines, R2D variants) -> report
+    data build -> train (R2D, --no-cpo, --strip-pivots, --no-reasoning) -> select-policy (R2D's pivot
+    policy, chosen on a dev set) -> eval (base, baselines, R2D variants, R2D under the chosen policy) -> report
 
 Each stage is the ordinary ``r2d`` command (so every stage can be rerun or swapped by hand), driven by
 the YAML files in ``configs/quickstart/``. A finished stage leaves ``OUTPUT/stages/<stage>.json`` (its
@@ -65,6 +66,23 @@ def _smoke_eval(cfg: dict, smoke: dict) -> dict:
             b["limit"] = min(b.get("limit") or limit, limit)
         b["attacks"] = [_merge(a, aparams.get(a["name"], {})) if isinstance(a, dict) else a for a in b["attacks"]]
     return cfg
+
+
+SELECTED = "{selected}"  # eval.yaml: a model whose policy is the one select-policy chose on the dev set
+
+
+def select_policy(st: "Stages", qs: dict, smoke: dict, out: Path, train_data: Path, eval_cfg: dict) -> list:
+    """Run the select-policy stage on the model named in quickstart.yaml (dev set only, the eval's
+    generation settings) and put its choice into every eval model entry with ``policy: "{selected}"``."""
+    sel = _merge(qs.get("select_policy", {}), smoke.get("select_policy", {}))
+    choice_file = out / "policy_choice.json"
+    argv = ["select-policy", "--model", str(out / "models" / sel.get("model", "r2d")), "--train-data",
+            str(train_data), "--output", str(choice_file), "--max-new-tokens", str(eval_cfg["max_new_tokens"]),
+            "--batch-size", str(eval_cfg.get("batch_size", 32)), *[str(a) for a in sel.get("args", [])]]
+    st.run("select-policy", argv)
+    chosen = json.loads(choice_file.read_text())["policy"]
+    return [{**m, "policy": dict(chosen)} if isinstance(m, dict) and m.get("policy") == SELECTED else m
+            for m in eval_cfg["models"]]
 
 
 class Stages:
@@ -133,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
 
     eval_cfg = _fill(_smoke_eval(yaml.safe_load((cdir / "eval.yaml").read_text()), smoke), out)
     eval_cfg["train_data"] = [str(train_data)]
+    if any(isinstance(m, dict) and m.get("policy") == SELECTED for m in eval_cfg["models"]):
+        eval_cfg["models"] = select_policy(st, qs, smoke, out, train_data, eval_cfg)
     eval_path = _write_yaml(out / "configs" / "eval.yaml", eval_cfg)
     st.run("eval", ["eval", "--config", str(eval_path), "--output", str(out / "eval")])
 

@@ -38,6 +38,7 @@ from r2d.config import check_keys
 from r2d.eval.benchmarks import stratified
 from r2d.eval.defenses.prompting import generate_with_policy
 from r2d.eval.metrics import compute_cells, words_summary
+from r2d.eval.pivot_score import first_pivot, pivot_scores
 from r2d.eval.types import Behavior, JudgeInput, TestCase
 from r2d.provenance import base_provenance, model_fingerprint
 from r2d.reasoning import parse, visible_answer
@@ -113,7 +114,7 @@ class ModelSpec:
     model: str | None
     backend: str = "hf"
     backend_kwargs: dict = field(default_factory=dict)
-    policy: str = "raw"
+    policy: str = "raw"  # the policy name; its knobs are policy_params (config: policy: NAME or {name, knob: v})
     defenses: list[str] | None = None  # labels of the grid's defenses to run on this model (default: all)
     policy_params: dict[str, Any] = field(default_factory=dict)  # e.g. r2d-n: {words: 30}
 
@@ -126,10 +127,11 @@ class ModelSpec:
         check_keys(cls, raw, f"config: model {raw.get('label') or raw.get('name') or raw.get('model')!r}",
                    allow=("name",))
         model = raw.get("model", raw.get("name"))
+        pol = Spec.parse(raw.get("policy") or "raw", "policy")  # a name or {name, knobs...}
         return cls(label=str(raw.get("label") or raw.get("name") or model), model=model,
                    backend=raw.get("backend", "hf"), backend_kwargs=dict(raw.get("backend_kwargs") or {}),
-                   policy=raw.get("policy") or "raw", defenses=raw.get("defenses"),
-                   policy_params=dict(raw.get("policy_params") or {}))
+                   policy=pol.name, defenses=raw.get("defenses"),
+                   policy_params={**pol.params, **dict(raw.get("policy_params") or {})})
 
     @property
     def policy_label(self) -> str:
@@ -240,7 +242,8 @@ def sample_row(key: str, model: ModelSpec, defense: Spec, bench: BenchSpec, atta
             "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
             "words": len(answer.split()), "completion_words": len(raw.split()),
             "reasoning_words": len(parsed.reasoning.split()), "latency_s": c.latency_s,
-            "error": c.error, "meta": meta}
+            "error": c.error, "meta": meta,
+            "first_pivot": first_pivot(c.meta.get("pivot_probs")) if c.error is None else None}
 
 
 def visible_text(row: dict) -> str:
@@ -510,7 +513,8 @@ class Runner:
                "words": words_summary(rows),
                "samples": len(rows), "samples_missing": missing, "sample_errors": len(gen_errors),
                "first_error": gen_errors[0] if gen_errors else None, "overlap": self.overlap(rows),
-               "general_ability": self.general_ability(), "provenance": self.provenance()}
+               "general_ability": self.general_ability(), "pivot_score": pivot_scores(rows),
+               "provenance": self.provenance()}
         return res
 
     def overlap(self, rows: list[dict]) -> dict:

@@ -131,6 +131,33 @@ def xstest_section(runs: list[Run], labels: dict[Arm, str]) -> list[Block]:
     return out
 
 
+def _auc(d: dict | None) -> str:
+    if not d or d.get("auroc") is None:
+        return "–"
+    ci = d.get("ci95")
+    return f"{d['auroc']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
+def pivot_score_section(runs: list[Run]) -> list[Block]:
+    """AUROC of the first pivot's P([UNSAFE]) as a harmful-prompt detector, beside a keyword baseline."""
+    out: list[Block] = [Heading("The pivot as a safety score")]
+    rows = []
+    for r in runs:
+        for model, entry in sorted((r.pivot_score or {}).items()):
+            for pair, v in entry.get("pairs", {}).items():
+                n, miss = v.get("n", {}), v.get("n_missing", {})
+                rows.append([model, pair, f"{n.get('positive', 0)} / {n.get('negative', 0)}",
+                             f"{miss.get('positive', 0)} / {miss.get('negative', 0)}", _auc(v),
+                             _auc(v.get("keyword_baseline"))])
+    if not rows:
+        return out + [Para("No pivot scores in the run(s) (only R2D models served by the hf backend record them).")]
+    return out + [Table(["model", "prompts (positive vs negative)", "n +/-", "no pivot +/-", "pivot AUROC [95% CI]",
+                         "keyword AUROC [95% CI]"], rows,
+                        caption="P([UNSAFE]) / (P([UNSAFE]) + P([SAFE])) at the first generated pivot, direct prompts, "
+                        "no defense; a prompt without a pivot scores 0.5. Baseline: alarming keywords counted in the "
+                        "prompt. Intervals: Hanley-McNeil. 0.5 is chance.")]
+
+
 def words_section(runs: list[Run], labels: dict[Arm, str]) -> list[Block]:
     out: list[Block] = [Heading("Response length (words)")]
     counts = word_counts(runs)
@@ -351,5 +378,5 @@ def build_report(runs: list[Run], opts: ReportOptions | None = None) -> list[Blo
                      "sample yet (rerun `r2d eval` with the same config to resume).")
                 for r in runs if r.samples_missing]
     return [intro, *warnings, *asr_section(runs, labels), *paired_section(runs, labels, opts),
-            *overrefusal_section(runs, labels), *words_section(runs, labels), *traces_section(runs, labels, opts),
+            *overrefusal_section(runs, labels), *pivot_score_section(runs), *words_section(runs, labels), *traces_section(runs, labels, opts),
             *judge_section(runs), *misc_section(runs), *provenance_section(runs)]

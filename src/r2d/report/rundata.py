@@ -40,6 +40,7 @@ class Run:
     judgments: list[dict[str, Any]] = field(default_factory=list)
     overlap: dict[str, Any] | None = None
     general_ability: dict[str, Any] | None = None
+    pivot_score: dict[str, Any] | None = None  # results.json "pivot_score" (r2d.eval.pivot_score)
     notes: list[str] = field(default_factory=list)
     samples_missing: int = 0  # grid cases results.json says have no sample yet (an unfinished run)
     original_cells: list[dict[str, Any]] = field(default_factory=list)  # JBB behaviours whose source is Original
@@ -129,7 +130,7 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
         samples=samples,
         judgments=judgments,
         overlap=data.get("overlap"),
-        general_ability=data.get("general_ability"),
+        general_ability=data.get("general_ability"), pivot_score=data.get("pivot_score"),
         notes=notes,
         samples_missing=int(data.get("samples_missing") or 0),
         original_cells=[c for c in data.get("cells_jbb_original") or [] if isinstance(c, dict)],

@@ -125,14 +125,38 @@ def tokenize_row(tokenizer, row: dict, max_seq_len: int, strip: bool = False) ->
     return Example(prompt + answer, [IGNORE] * len(prompt) + list(answer))
 
 
-class SwardDataset:
-    """Pre-tokenised rows (a plain sequence: the Trainer's length-grouped sampler reads ``input_ids``)."""
+def answer_only(reply: str) -> str:
+    """The no-reasoning control's target: ``reply`` without its think block and without pivots (the
+    answer after ``</think>``; a reply without any think block is already an answer)."""
+    if THINK_CLOSE in reply:
+        reply = reply.partition(THINK_CLOSE)[2].replace(THINK_CLOSE, "")
+    elif THINK_OPEN in reply:
+        raise ValueError("the reply opens <think> but never closes it: no answer to keep for --no-reasoning")
+    answer = strip_pivots(reply.replace(THINK_OPEN, "")).strip()
+    if not answer:
+        raise ValueError("the reply has no answer after </think> (--no-reasoning keeps only the answer)")
+    return answer
 
-    def __init__(self, rows: list[dict], tokenizer, max_seq_len: int, strip: bool = False, source: str = "data"):
+
+def without_reasoning(row: dict) -> dict:
+    """``row`` with its final (assistant) turn reduced to ``answer_only`` (the --no-reasoning control:
+    same prompts, plain refusal/helpful SFT). A template that opens ``<think>`` itself then fails in
+    ``tokenize_row`` with a clear error: such a model cannot be trained to answer without reasoning."""
+    messages = [dict(m) for m in row["messages"]]
+    messages[-1]["content"] = answer_only(messages[-1]["content"])
+    return {**row, "messages": messages}
+
+
+class SwardDataset:
+    """Pre-tokenised rows (a plain sequence: the Trainer's length-grouped sampler reads ``input_ids``).
+    ``strip``: pivots removed (--strip-pivots); ``no_reasoning``: answers only (--no-reasoning)."""
+
+    def __init__(self, rows: list[dict], tokenizer, max_seq_len: int, strip: bool = False, source: str = "data",
+                 no_reasoning: bool = False):
         self.items = []
         for n, row in enumerate(rows, 1):
             try:
-                ex = tokenize_row(tokenizer, row, max_seq_len, strip)
+                ex = tokenize_row(tokenizer, without_reasoning(row) if no_reasoning else row, max_seq_len, strip)
             except ValueError as e:
                 raise ValueError(f"{source}: row {n}: {e}") from None
             if all(lab == IGNORE for lab in ex.labels):

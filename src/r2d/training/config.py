@@ -23,9 +23,14 @@ class TrainConfig:
     # objective
     cpo: bool = _f(True, "add the CPO term at pivot positions (--no-cpo: SwaRD only, paper Table 4)")
     cpo_weight: float = _f(1.0, "lambda, the CPO weight (paper/official code: 1)")
+    cpo_reduction: str = _f("per_class", "per_class: mean CPO over [SAFE] positions + mean over [UNSAFE] "
+                             "positions (the official code); pooled: one mean over all pivot positions")
     cpo_rethink: bool = _f(False, "also contrast [RETHINK] positions against both [SAFE] and [UNSAFE] "
                            "(paper: [RETHINK] gets cross-entropy only)")
     strip_pivots: bool = _f(False, "remove pivot tokens from the data (the 'w/o pivot' ablation)")
+    no_reasoning: bool = _f(False, "the no-reasoning control: the assistant turn reduced to the answer (no <think> "
+                            "block, no pivots; plain refusal/helpful SFT as in Safety-tuned Llamas); implies "
+                            "no CPO and a template that does not open <think>")
     think_in_prompt: bool = _f(True, "the saved chat template opens <think> in its generation prompt (as R1's), "
                                "so the model always reasons first; <think> is then masked as prompt")
     # LoRA (paper: r 64, alpha 64)
@@ -64,6 +69,10 @@ class TrainConfig:
             raise ValueError(f"save: expected auto, adapter or merged, got {self.save!r}")
         if self.mode == "full" and self.save == "adapter":
             raise ValueError("save: adapter needs mode lora or rows (full fine-tuning saves a merged model)")
+        if self.cpo_reduction not in ("per_class", "pooled"):
+            raise ValueError(f"cpo_reduction: expected per_class or pooled, got {self.cpo_reduction!r}")
+        if self.no_reasoning:  # nothing to contrast and nothing to open: forced, recorded in the saved config
+            self.cpo, self.think_in_prompt = False, False
         if self.max_seq_len < 8:
             raise ValueError(f"max_seq_len: must be at least 8, got {self.max_seq_len}")
 

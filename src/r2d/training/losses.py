@@ -4,9 +4,18 @@ trainer uses so that full logits are never materialised at all.
 
 CPO (paper Eq. 4): at every position whose target is a pivot t+, ``-log sigmoid(z[t+] - z[t-])``
 with t- the opposite pivot ([SAFE] <-> [UNSAFE]); z are logits, and z_a - z_b = log p_a - log p_b.
-With ``rethink=True`` a [RETHINK] target is contrasted against both others
-(``-log sigmoid(z[R] - max(z[S], z[U]))``: the stronger rival is pushed down).
-Otherwise [RETHINK] positions get cross-entropy only, as in the paper's code.
+Reduction over a batch (``reduction``):
+
+- ``per_class`` (default; the official code, ``r2d_train/train.py::compute_loss_func``): the mean over
+  the [SAFE] positions plus the mean over the [UNSAFE] positions, each class weighted 1 whatever its
+  count; a class with no position in the batch adds 0.
+- ``pooled``: one mean over all contrasted positions (r2d before issue 11; the rarer class, usually
+  [UNSAFE], then carries only its share of the positions).
+
+[RETHINK] positions get cross-entropy only, as in the official code. With ``rethink=True`` (an r2d
+extension, off by default) a [RETHINK] target is also contrasted against both others
+(``-log sigmoid(z[R] - max(z[S], z[U]))``: the stronger rival is pushed down), as a third class
+under ``per_class``.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from torch.utils.checkpoint import checkpoint
 
 @dataclass
 class PivotStats:
-    cpo: torch.Tensor  # scalar, mean over contrasted positions (0 when there are none)
+    cpo: torch.Tensor  # scalar CPO term under the chosen reduction (0 when nothing is contrasted)
     n_contrasted: int
     n_pivots: int  # positions whose target is any pivot
     n_correct: int  # argmax over the 3 pivot columns equals the target
@@ -63,31 +72,43 @@ def head_ce_and_pivot_columns(hidden: torch.Tensor, targets: torch.Tensor, pivot
     return ce, torch.cat(cols) if cols else hidden.new_zeros(0, 3)
 
 
-def cpo_loss(z: torch.Tensor, cls: torch.Tensor, rethink: bool = False) -> tuple[torch.Tensor, int]:
-    """Mean ``-log sigmoid(z[t+] - z[t-])`` over contrasted positions (and how many there were)."""
-    margins = []
-    su = cls < 2
-    if su.any():
-        pos = z[su].gather(1, cls[su, None]).squeeze(1)
-        neg = z[su].gather(1, (1 - cls[su])[:, None]).squeeze(1)
-        margins.append(pos - neg)
-    if rethink and (cls == 2).any():
+REDUCTIONS = ("per_class", "pooled")
+
+
+def cpo_margins(z: torch.Tensor, cls: torch.Tensor, rethink: bool = False) -> list[torch.Tensor]:
+    """Per class ([SAFE], [UNSAFE], then [RETHINK] if ``rethink``) the margins z[t+] - z[t-] at its
+    positions (possibly empty)."""
+    out = [z[cls == 0, 0] - z[cls == 0, 1], z[cls == 1, 1] - z[cls == 1, 0]]
+    if rethink:
         zr = z[cls == 2]
-        margins.append(zr[:, 2] - zr[:, :2].max(-1).values)
+        out.append(zr[:, 2] - zr[:, :2].max(-1).values)
+    return out
+
+
+def cpo_loss(z: torch.Tensor, cls: torch.Tensor, rethink: bool = False,
+             reduction: str = "per_class") -> tuple[torch.Tensor, int]:
+    """The CPO term over pivot columns ``z`` [n, 3] with classes ``cls`` [n] (and how many positions
+    were contrasted); ``reduction`` per_class or pooled (module docstring)."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"cpo_reduction: expected per_class or pooled, got {reduction!r}")
+    margins = [m for m in cpo_margins(z, cls, rethink) if m.numel()]
     if not margins:
         return z.sum() * 0.0, 0
-    m = torch.cat(margins)
-    return -F.logsigmoid(m).mean(), int(m.numel())
+    n = sum(int(m.numel()) for m in margins)
+    if reduction == "pooled":
+        return -F.logsigmoid(torch.cat(margins)).mean(), n
+    return sum(-F.logsigmoid(m).mean() for m in margins), n
 
 
 def pivot_stats(logits: torch.Tensor, labels: torch.Tensor, pivots: tuple[int, int, int],
-                rethink: bool = False) -> PivotStats:
+                rethink: bool = False, reduction: str = "per_class") -> PivotStats:
     """CPO and accuracy from full [batch, seq, vocab] logits and unshifted labels."""
-    return stats_from_columns(*gather_pivot_logits(logits, labels, pivots), rethink)
+    return stats_from_columns(*gather_pivot_logits(logits, labels, pivots), rethink, reduction)
 
 
-def stats_from_columns(z: torch.Tensor, cls: torch.Tensor, rethink: bool = False) -> PivotStats:
+def stats_from_columns(z: torch.Tensor, cls: torch.Tensor, rethink: bool = False,
+                       reduction: str = "per_class") -> PivotStats:
     """CPO and accuracy from the pivot columns z [n, 3] at pivot positions and their classes [n]."""
-    loss, n = cpo_loss(z, cls, rethink)
+    loss, n = cpo_loss(z, cls, rethink, reduction)
     correct = int((z.detach().argmax(-1) == cls).sum()) if len(cls) else 0
     return PivotStats(loss, n, int(len(cls)), correct)

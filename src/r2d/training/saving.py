@@ -32,7 +32,7 @@ def token_rows(model, ids: list[int], tied: bool) -> dict:
 
 
 def save_adapter(peft_model, tokenizer, out: str | Path, base_model: str, ids: list[int], mode: str,
-                 tied: bool) -> None:
+                 tied: bool, reasoning: bool = True) -> None:
     from safetensors.torch import save_file
 
     out = Path(out)
@@ -41,7 +41,7 @@ def save_adapter(peft_model, tokenizer, out: str | Path, base_model: str, ids: l
     save_file(token_rows(peft_model, ids, tied), str(out / ROWS_FILE))
     tokenizer.save_pretrained(out)
     meta = {"base_model": base_model, "token_ids": ids, "tokens": tokenizer.convert_ids_to_tokens(ids),
-            "vocab_size": len(tokenizer), "mode": mode, "tied_embeddings": tied}
+            "vocab_size": len(tokenizer), "mode": mode, "tied_embeddings": tied, "reasoning": reasoning}
     (out / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
 
 

@@ -15,7 +15,7 @@ from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
-from r2d.pivots import pivot_ids
+from r2d.pivots import pivot_ids, template_opens_think
 from r2d.training.config import TrainConfig
 from r2d.training.losses import head_ce_and_pivot_columns, pivot_stats, pivot_targets, stats_from_columns
 from r2d.training.saving import is_tied
@@ -58,14 +58,16 @@ class EpochSeededLengthSampler(LengthGroupedSampler):
 
 class R2DTrainer(Trainer):
     """Mean cross-entropy on the assistant turn (labels are -100 elsewhere; equal to the model's own
-    shifted CE, computed without full logits) plus ``cpo_weight`` x CPO at pivot positions. Logs ``ce_loss``, ``cpo_loss`` and ``pivot_acc``."""
+    shifted CE, computed without full logits) plus ``cpo_weight`` x CPO at pivot positions (reduced
+    per class or pooled, ``r2d.training.losses``). Logs ``ce_loss``, ``cpo_loss`` and ``pivot_acc``."""
 
     head_rows = 256  # positions per LM-head chunk: 256 x 49k-vocab fp32 logits = 50 MB
 
     def __init__(self, *args, pivots: tuple[int, int, int], cpo: bool = True, cpo_weight: float = 1.0,
-                 cpo_rethink: bool = False, **kw):
+                 cpo_rethink: bool = False, cpo_reduction: str = "per_class", **kw):
         super().__init__(*args, **kw)
         self.pivots, self.cpo, self.cpo_weight, self.cpo_rethink = pivots, cpo, cpo_weight, cpo_rethink
+        self.cpo_reduction = cpo_reduction
         self.loss_is_scaled_for_ga = False  # both terms are per-batch means: the Trainer divides by GA
         self._acc = {"ce": 0.0, "cpo": 0.0, "n": 0, "piv": 0, "ok": 0}
         text_cfg = self.accelerator.unwrap_model(self.model).config.get_text_config()
@@ -89,7 +91,7 @@ class R2DTrainer(Trainer):
         ce_sum, z = head_ce_and_pivot_columns(hidden, targets, self.pivots, head, self.head_rows)
         ce = ce_sum / max(len(targets), 1)
         hit, cls = pivot_targets(targets, self.pivots)
-        st = stats_from_columns(z[hit], cls, self.cpo_rethink)
+        st = stats_from_columns(z[hit], cls, self.cpo_rethink, self.cpo_reduction)
         loss = ce + self.cpo_weight * st.cpo if self.cpo else ce
         if model.training:
             a = self._acc
@@ -227,7 +229,8 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> R2DTrainer:
 
         open_think_in_template(tok)
     ids = list(pivot_ids(tok).all)
-    dataset = SwardDataset(rows, tok, cfg.max_seq_len, strip=cfg.strip_pivots, source=cfg.data)
+    dataset = SwardDataset(rows, tok, cfg.max_seq_len, strip=cfg.strip_pivots, source=cfg.data,
+                           no_reasoning=cfg.no_reasoning)
     tied = is_tied(model)
     model = wrap_model(model, cfg, ids)
     model.train()
@@ -236,6 +239,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> R2DTrainer:
     trainer = R2DTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
                          data_collator=PadCollator(tok.pad_token_id), pivots=pivot_ids(tok).pivots,
                          cpo=cfg.cpo, cpo_weight=cfg.cpo_weight, cpo_rethink=cfg.cpo_rethink,
+                         cpo_reduction=cfg.cpo_reduction,
                          callbacks=callbacks)
     last = get_last_checkpoint(str(out)) if cfg.resume and out.is_dir() else None
     if trainer.is_world_process_zero():
@@ -245,13 +249,15 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> R2DTrainer:
     if trainer.is_world_process_zero():
         final = trainer.accelerator.unwrap_model(trainer.model)
         if cfg.save_kind == "adapter":
-            save_adapter(final, tok, out, cfg.model, ids, cfg.mode, tied)
+            save_adapter(final, tok, out, cfg.model, ids, cfg.mode, tied, reasoning=not cfg.no_reasoning)
         else:
             save_merged(final, tok, out)
         meta = {**base_provenance(), "model": cfg.model, "model_path": resolve_model(cfg.model),
                 "data": data_hashes(cfg.data), "n_examples": len(dataset), "n_tokens": dataset.n_tokens,
                 "n_label_tokens": sum(sum(x != -100 for x in e["labels"]) for e in dataset.items),
-                "pivot_token_ids": pivot_ids(tok).by_string(), "resumed_from": last, "save": cfg.save_kind,
+                "pivot_token_ids": pivot_ids(tok).by_string(), "reasoning": not cfg.no_reasoning,
+                "cpo": cfg.cpo, "cpo_reduction": cfg.cpo_reduction if cfg.cpo else None,
+                "template_opens_think": template_opens_think(tok), "resumed_from": last, "save": cfg.save_kind,
                 "metrics": result.metrics, "log_history": trainer.state.log_history}
         (out / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return trainer
