@@ -4,10 +4,10 @@ rows, and results.json's top-level ``pivot_score`` from a runner whose backend r
 import math
 
 from r2d.backends.mock import MockBackend
-from r2d.eval.metrics import auroc, auroc_ci
+from r2d.stats import auroc, auroc_ci
 from r2d.eval.pivot_score import keyword_score, pivot_score, pivot_scores
 from r2d.eval.runner import EvalConfig, Runner
-from tests.eval.test_runner import FakeBench  # noqa: F401  (registers the fake-test benchmark)
+from tests.eval.test_runner import fake_bench  # noqa: F401  (autouse fixture: registers fake-test per test)
 
 
 def test_auroc_and_interval():

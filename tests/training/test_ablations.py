@@ -53,7 +53,7 @@ def test_no_cpo_loss_equals_the_sward_loss(tmp_path, tiny):
     from r2d.training.collate import PadCollator, SwardDataset
     from r2d.training.losses import pivot_stats
 
-    model, tok = load_model(tiny, dtype="float32", device=None)
+    model, tok = load_model(tiny, dtype="float32", device=None, expand=True)  # training adds the R2D rows
     ds = SwardDataset(synthetic_rows(4), tok, 256)
     batch = PadCollator(tok.pad_token_id)([ds[i] for i in range(4)])
     pivots = pivot_ids(tok).pivots

@@ -110,23 +110,3 @@ def words_summary(samples: Iterable[dict]) -> list[dict]:
                     "words_mean": wm, "words_std": ws, "answer_words_mean": am, "answer_words_std": as_,
                     "reasoning_words_mean": rm, "reasoning_words_std": rs})
     return out
-
-
-def auroc(pos: list[float], neg: list[float]) -> float | None:
-    """Area under the ROC curve of a score that should be higher for ``pos``: P(s+ > s-) + P(tie) / 2
-    (the Mann-Whitney statistic); None without both classes."""
-    if not pos or not neg:
-        return None
-    wins = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg)
-    return wins / (len(pos) * len(neg))
-
-
-def auroc_ci(a: float | None, n_pos: int, n_neg: int, z: float = 1.959963984540054) -> list[float] | None:
-    """Hanley & McNeil (1982) normal interval for an AUROC ``a`` from n_pos positives and n_neg
-    negatives, clipped to [0, 1]."""
-    if a is None or n_pos < 1 or n_neg < 1:
-        return None
-    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg)
-    half = z * math.sqrt(max(var, 0.0))
-    return [max(0.0, a - half), min(1.0, a + half)]

@@ -7,7 +7,7 @@ alarming words in the prompt (``r2d.data.seeds.EDGY_WORDS``, the list r2d uses t
 Only direct prompts without a defense count (one row per behaviour). A prompt whose completion has no
 pivot (e.g. cut before the first step ended) gets the uninformative score 0.5, counted in ``n_missing``.
 Models whose completions hold no recorded pivot at all (base models, the no-reasoning control) get no
-entry. AUROC intervals: Hanley-McNeil (``r2d.eval.metrics.auroc_ci``).
+entry. AUROC intervals: Hanley-McNeil (``r2d.stats.auroc_ci``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from r2d.eval.metrics import auroc, auroc_ci
+from r2d.stats import auroc, auroc_ci
 
 MISSING = 0.5
 

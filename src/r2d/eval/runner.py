@@ -253,7 +253,8 @@ def visible_text(row: dict) -> str:
         return row["visible"] or ""
     from r2d.infer.policies import get_policy
 
-    return get_policy(row.get("policy") or "raw").visible(Completion(text=row.get("completion") or ""))
+    name = (row.get("policy") or "raw").split("(", 1)[0]  # the cell label may carry knobs: r2d-n(words=30)
+    return get_policy(name).visible(Completion(text=row.get("completion") or ""))
 
 
 def judge_input(row: dict) -> JudgeInput:
