@@ -19,6 +19,8 @@ from typing import Any
 from r2d.backends.base import Chat, Completion, GenParams, render_prompt, restore_think
 from r2d.registry import register
 
+DECODE_MODES = ("pruned", "generate")
+
 
 @register("backend", "hf")
 class HFBackend:
@@ -26,9 +28,17 @@ class HFBackend:
     supports_logits_processors = True
 
     def __init__(self, model: Any = None, tokenizer: Any = None, dtype: str = "auto", device: str | None = "auto",
-                 guard: bool = True, progress: bool = True, expand: bool = True, **_: Any) -> None:
+                 guard: bool = True, progress: bool = True, expand: bool = True, decode: str = "pruned",
+                 **_: Any) -> None:
         """``model``: an alias/path/Hub id (loaded with ``r2d.models.load_model``) or a loaded
-        ``PreTrainedModel`` (then ``tokenizer`` is required)."""
+        ``PreTrainedModel`` (then ``tokenizer`` is required). ``decode``: ``"pruned"`` (default) runs
+        greedy batches through r2d's own KV-cache loop that drops finished rows from the batch;
+        ``"generate"`` always uses ``model.generate`` (the reference path; sampling and stop strings
+        always use it)."""
+        if decode not in DECODE_MODES:
+            raise ValueError(f"hf backend: decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
+        self.decode = decode
+        self._prunable: bool | None = None  # whether the model's KV cache allows dropping rows
         if model is None or isinstance(model, str):
             from r2d.models import DEFAULT_MODEL, load_model
 
@@ -133,8 +143,11 @@ class HFBackend:
         if stops:
             kwargs.update(stop_strings=stops, tokenizer=tok)
         try:
-            with torch.no_grad():
-                seqs = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+            with torch.inference_mode():
+                if self._use_pruned(params, stops):
+                    seqs = self._greedy_pruned(input_ids, attention, procs, params.max_new_tokens)
+                else:
+                    seqs = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
         except (RuntimeError, torch.cuda.OutOfMemoryError) as e:  # OOM, device errors: error records, not ""
             msg = f"hf generate failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             return [Completion(finish_reason="error", error=msg, latency_s=time.perf_counter() - t0) for _ in prompts]
@@ -157,6 +170,66 @@ class HFBackend:
             results.append(Completion(text=text, prompt_tokens=len(p), completion_tokens=len(gen) + int(ended),
                                       finish_reason=finish, latency_s=latency, meta=meta))
         return results
+
+    def _use_pruned(self, params: GenParams, stops: list[str]) -> bool:
+        """The pruned loop covers greedy decoding without stop strings on models whose cache rows can be
+        dropped (plain per-layer KV tensors); everything else goes through ``model.generate``."""
+        if self.decode != "pruned" or params.temperature > 0 or stops or self.model.config.is_encoder_decoder:
+            return False
+        if self._prunable is None:
+            from transformers import DynamicCache
+            from transformers.cache_utils import DynamicLayer
+
+            layers = DynamicCache(config=self.model.config).layers
+            self._prunable = bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+        return self._prunable
+
+    def _greedy_pruned(self, input_ids, attention, procs, max_new_tokens: int):
+        """Greedy decoding with a KV cache, dropping each row from the running batch once it emits an
+        end token, so a batch costs what its live rows cost rather than running to its longest member.
+
+        Returns ``prompt + generated`` ids shaped like ``model.generate``'s output (finished rows padded).
+        It matches ``generate``'s greedy path step for step: the same left padding, attention mask and
+        position ids (``cumsum(mask) - 1``), float32 logits of the last position, logits processors called
+        with the whole batch's ids and scores (finished rows get a zero score row they never read back),
+        argmax, and the same end ids. Only the batch shape of later steps differs."""
+        import torch
+        from transformers import DynamicCache
+
+        model, pad = self.model, self.tokenizer.pad_token_id
+        end = torch.tensor(sorted(self._end_ids()), device=input_ids.device)
+        batch, width = input_ids.shape
+        position = (attention.long().cumsum(-1) - 1).masked_fill(attention == 0, 0)
+        cache = DynamicCache(config=model.config)
+        out = model(input_ids=input_ids, attention_mask=attention, position_ids=position, cache=cache,
+                    use_cache=True, logits_to_keep=1)
+        seqs = torch.cat([input_ids, torch.full((batch, max_new_tokens), pad, dtype=input_ids.dtype,
+                                                device=input_ids.device)], dim=1)
+        live = torch.arange(batch, device=input_ids.device)  # batch rows still decoding
+        mask, last = attention, position[:, -1]
+        for step in range(max_new_tokens):
+            logits = out.logits[:, -1].to(dtype=torch.float32)
+            if procs:
+                scores = logits if len(live) == batch else \
+                    torch.zeros((batch, logits.shape[-1]), dtype=logits.dtype, device=logits.device).index_copy_(
+                        0, live, logits)
+                scores = procs(seqs[:, :width + step], scores)
+                logits = scores if len(live) == batch else scores.index_select(0, live)
+            nxt = logits.argmax(-1)
+            seqs[live, width + step] = nxt
+            going = ~torch.isin(nxt, end)
+            if step == max_new_tokens - 1 or not bool(going.any()):
+                break
+            if not bool(going.all()):
+                keep = going.nonzero().squeeze(-1)
+                live, nxt, mask, last = live[keep], nxt[keep], mask[keep], last[keep]
+                for layer in cache.layers:
+                    layer.batch_select_indices(keep)
+            mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
+            last = last + 1
+            out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last[:, None], cache=cache,
+                        use_cache=True)
+        return seqs
 
     def _pivot_probs(self, recorder, row: int, gen: list[int]) -> list[dict]:
         by_id = dict(zip(recorder.ids.pivots, ("[SAFE]", "[UNSAFE]", "[RETHINK]")))
