@@ -16,7 +16,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from r2d.backends.base import Chat, Completion, GenParams, render_prompt, restore_think
+from r2d.backends.base import Chat, Completion, GenParams, render_prompt, restore_think, think_prefix
+from r2d.backends.early_stop import AnswerWordStop
 from r2d.registry import register
 
 DECODE_MODES = ("pruned", "generate")
@@ -98,7 +99,8 @@ class HFBackend:
         if params.temperature > 0:
             torch.manual_seed(params.seed)
         for batch in tqdm(batches, desc="generate", unit="batch", disable=not self.progress or len(batches) < 2):
-            for i, c in zip(batch, self._generate_batch([prompts[i] for i in batch], params)):
+            opened = [think_prefix(texts[i]) if chats[i] and chats[i][-1]["role"] != "assistant" else "" for i in batch]
+            for i, c in zip(batch, self._generate_batch([prompts[i] for i in batch], params, opened)):
                 out[i] = restore_think(chats[i], texts[i], c)
         return out  # type: ignore[return-value]
 
@@ -122,7 +124,9 @@ class HFBackend:
             procs.append(p if isinstance(p, LogitsProcessor) else p(self.tokenizer))
         return procs, recorder
 
-    def _generate_batch(self, prompts: list[list[int]], params: GenParams) -> list[Completion]:
+    def _generate_batch(self, prompts: list[list[int]], params: GenParams,
+                        opened: list[str] | None = None) -> list[Completion]:
+        """``opened``: per prompt, the think block its template opened (read by early stopping)."""
         import torch
 
         t0 = time.perf_counter()
@@ -142,10 +146,16 @@ class HFBackend:
         stops = [s for s in params.stop if s]
         if stops:
             kwargs.update(stop_strings=stops, tokenizer=tok)
+        early = None
+        if params.stop_after_answer_words is not None:
+            early = AnswerWordStop(tok, params.stop_after_answer_words, opened or [""] * len(prompts), self._end_ids())
+            from transformers import StoppingCriteriaList
+
+            kwargs["stopping_criteria"] = StoppingCriteriaList([early.criteria(width)])
         try:
             with torch.inference_mode():
                 if self._use_pruned(params, stops):
-                    seqs = self._greedy_pruned(input_ids, attention, procs, params.max_new_tokens)
+                    seqs = self._greedy_pruned(input_ids, attention, procs, params.max_new_tokens, early)
                 else:
                     seqs = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
         except (RuntimeError, torch.cuda.OutOfMemoryError) as e:  # OOM, device errors: error records, not ""
@@ -157,11 +167,12 @@ class HFBackend:
         for row, p in enumerate(prompts):
             gen = seqs[row, width:].tolist()
             n = next((k for k, t in enumerate(gen) if t in end_ids), None)
-            ended = n is not None
-            gen = gen[:n] if ended else gen
+            cut = early is not None and row in early.stopped  # stopped early: what follows is padding
+            ended = n is not None and not cut
+            gen = gen[:n] if n is not None else gen
             text = tok.decode(gen, skip_special_tokens=False, clean_up_tokenization_spaces=False)
             finish = "stop" if ended else "length"
-            meta: dict[str, Any] = {}
+            meta: dict[str, Any] = {"stopped_after_answer_words": early.limit} if cut else {}
             hit = min(((text.find(s), s) for s in stops if s in text), default=None)
             if hit is not None:
                 text, finish, meta["stop"] = text[:hit[0]], "stop", hit[1]
@@ -184,7 +195,7 @@ class HFBackend:
             self._prunable = bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
         return self._prunable
 
-    def _greedy_pruned(self, input_ids, attention, procs, max_new_tokens: int):
+    def _greedy_pruned(self, input_ids, attention, procs, max_new_tokens: int, early=None):
         """Greedy decoding with a KV cache, dropping each row from the running batch once it emits an
         end token, so a batch costs what its live rows cost rather than running to its longest member.
 
@@ -218,6 +229,9 @@ class HFBackend:
             nxt = logits.argmax(-1)
             seqs[live, width + step] = nxt
             going = ~torch.isin(nxt, end)
+            if early is not None:  # rows whose answer already has enough words (AnswerWordStop)
+                going &= torch.tensor([not (ok and early.check(int(r), seqs[r, width:width + step + 1].tolist()))
+                                       for r, ok in zip(live.tolist(), going.tolist())], device=going.device)
             if step == max_new_tokens - 1 or not bool(going.any()):
                 break
             if not bool(going.all()):
