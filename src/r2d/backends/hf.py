@@ -21,6 +21,17 @@ from r2d.backends.early_stop import AnswerWordStop
 from r2d.registry import register
 
 DECODE_MODES = ("pruned", "generate")
+# generation-config fields (with their neutral values) that make ``model.generate`` search or reshape scores
+# beyond plain greedy; a model that sets any of them is decoded by ``generate`` itself
+_GENERATE_DEFAULTS: dict[str, Any] = {
+    "num_beams": 1, "num_beam_groups": 1, "penalty_alpha": None, "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "encoder_no_repeat_ngram_size": 0,
+    "min_length": 0, "min_new_tokens": None, "bad_words_ids": None, "suppress_tokens": None,
+    "begin_suppress_tokens": None, "forced_bos_token_id": None, "forced_eos_token_id": None,
+    "sequence_bias": None, "exponential_decay_length_penalty": None, "renormalize_logits": False,
+    "guidance_scale": None, "assistant_model": None, "prompt_lookup_num_tokens": None,
+    "watermarking_config": None, "dola_layers": None,
+}
 
 
 @register("backend", "hf")
@@ -187,6 +198,9 @@ class HFBackend:
         dropped (plain per-layer KV tensors); everything else goes through ``model.generate``."""
         if self.decode != "pruned" or params.temperature > 0 or stops or self.model.config.is_encoder_decoder:
             return False
+        gc = getattr(self.model, "generation_config", None)
+        if gc is not None and any(getattr(gc, k, d) not in (d, None) for k, d in _GENERATE_DEFAULTS.items()):
+            return False  # the model's generation config asks generate for beams or its own logits processors
         if self._prunable is None:
             from transformers import DynamicCache
             from transformers.cache_utils import DynamicLayer
