@@ -4,7 +4,7 @@
    in the aim / hj-76 jailbreak templates, PAIR and GCG artifacts, JBB benign, XSTest safe and unsafe;
    ``--mix-limit`` behaviours per benchmark, stratified; needs ``R2D_DATA_DIR``), ordered and chunked as the
    eval runner does (longest first, ``--batch-size`` per call), greedy, ``--new-tokens`` new tokens:
-   the new decode path (``decode="pruned"``: drops finished rows) vs the old one (``decode="generate"``:
+   the new decode path (``decode="pruned"``, opt-in: drops finished rows) vs the old one (``decode="generate"``, default:
    ``model.generate``), interleaved ``--repeats`` times, with an exact-match check that every completion
    (text, token count, finish reason) is identical; a plain per-prompt ``model.generate`` loop on
    ``--loop-prompts`` of the prompts; and the opt-in early stopping (``stop_after_answer_words`` = the

@@ -1,4 +1,4 @@
-"""The pruned greedy loop (the hf backend's default) against ``model.generate`` (``decode="generate"``):
+"""The pruned greedy loop (the hf backend's opt-in ``decode="pruned"``) against ``model.generate`` (``decode="generate"``):
 the same tokens, texts, finish reasons, token counts and pivot probabilities, on a tiny random model
 whose rows end at very different steps (so rows really are dropped mid-batch)."""
 

@@ -40,13 +40,14 @@ class HFBackend:
     supports_logits_processors = True
 
     def __init__(self, model: Any = None, tokenizer: Any = None, dtype: str = "auto", device: str | None = "auto",
-                 guard: bool = True, progress: bool = True, expand: bool = True, decode: str = "pruned",
+                 guard: bool = True, progress: bool = True, expand: bool = True, decode: str = "generate",
                  **_: Any) -> None:
         """``model``: an alias/path/Hub id (loaded with ``r2d.models.load_model``) or a loaded
-        ``PreTrainedModel`` (then ``tokenizer`` is required). ``decode``: ``"pruned"`` (default) runs
-        greedy batches through r2d's own KV-cache loop that drops finished rows from the batch;
-        ``"generate"`` always uses ``model.generate`` (the reference path; sampling and stop strings
-        always use it)."""
+        ``PreTrainedModel`` (then ``tokenizer`` is required). ``decode``: ``"generate"`` (default) uses
+        ``model.generate``; ``"pruned"`` runs greedy batches through r2d's own KV-cache loop that drops
+        finished rows from the batch (same tokens on the tiny test models; opt-in until its equality on
+        the real model is confirmed by ``bench/generate_throughput.py``). Sampling and stop strings
+        always use ``generate``."""
         if decode not in DECODE_MODES:
             raise ValueError(f"hf backend: decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
         self.decode = decode
