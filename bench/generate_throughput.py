@@ -1,15 +1,23 @@
-"""Generation throughput of r2d's backends (one run, about 5 minutes on 2 CPU cores).
+"""Generation throughput of r2d's backends (one run, a few minutes on 2 CPU cores).
 
-1. hf backend, batched (64 prompts x 128 new tokens, batch 32) vs a plain per-prompt
-   ``model.generate`` loop (subsampled to ``--loop-prompts`` prompts; tok/s is comparable).
+1. hf backend on the main job's real prompt mix (``configs/quickstart/eval.yaml``: JBB harmful goals direct,
+   in the aim / hj-76 jailbreak templates, PAIR and GCG artifacts, JBB benign, XSTest safe and unsafe;
+   ``--mix-limit`` behaviours per benchmark, stratified; needs ``R2D_DATA_DIR``), ordered and chunked as the
+   eval runner does (longest first, ``--batch-size`` per call), greedy, ``--new-tokens`` new tokens:
+   the new decode path (``decode="pruned"``, opt-in: drops finished rows) vs the old one (``decode="generate"``, default:
+   ``model.generate``), interleaved ``--repeats`` times, with an exact-match check that every completion
+   (text, token count, finish reason) is identical; a plain per-prompt ``model.generate`` loop on
+   ``--loop-prompts`` of the prompts; and the opt-in early stopping (``stop_after_answer_words`` = the
+   prefix judges' word count) with the judges' verdicts compared to those on the full answers.
 2. openai backend against a local mock server with 200 ms latency: concurrency 1 vs 32 (requests/s).
 3. Policy overhead on the hf backend: raw vs refuse-on-unsafe (stop string) vs pivot-threshold
    (logits processor), same prompts, greedy, interleaved repeats, the median time of each.
 
 Wall time and process CPU time are both recorded: on a shared machine the CPU-time ratios are the
-steadier comparison. Prints a table and writes ``bench/results/generate_throughput.json`` with the git commit.
+steadier comparison (the load average is recorded too). Prints a table and writes
+``bench/results/generate_throughput.json`` with the git commit.
 
-    python bench/generate_throughput.py [--model smollm2-135m] [--quick]
+    R2D_DATA_DIR=/path/to/data python bench/generate_throughput.py [--model smollm2-135m] [--quick]
 """
 
 from __future__ import annotations
@@ -39,37 +47,118 @@ def prompts(n: int) -> list[list[dict]]:
     return [[{"role": "user", "content": t}] for t in texts]
 
 
-def bench_hf(model_name: str, n: int, new_tokens: int, batch: int, loop_n: int) -> dict:
+def main_job_mix(limit: int) -> list[tuple[str, list[dict], object]]:
+    """(attack label, chat, behavior) of the main job's generation grid for the base model, ``limit``
+    behaviours per benchmark (the adaptive GCG cell, which attacks the trained model, is left out)."""
+    import yaml
+
+    from r2d.eval.runner import EvalConfig, Runner
+
+    raw = yaml.safe_load((Path(__file__).parents[1] / "configs" / "quickstart" / "eval.yaml").read_text())
+    benches = [{**b, "limit": min(int(b.get("limit") or limit), limit)} for b in raw["benchmarks"] if not b.get("models")]
+    cfg = EvalConfig(models=[{"label": "base", "model": "smollm2-135m", "backend": "hf"}], benchmarks=benches,
+                     output=os.devnull, progress=False)
+    runner = Runner(cfg)
+    cases = runner.cases(runner.models[0], None)
+    judges = {b.spec.label + "/" + str(b.subset): runner.component("judge", runner.judges_for(b)[0]) for b, _, _ in cases}
+    return [(f"{b.spec.label}/{b.subset}/{a.label}", c.messages, c.behavior, judges[b.spec.label + "/" + str(b.subset)])
+            for b, a, c in cases]
+
+
+def _run(backend, chats, params, batch: int) -> tuple[list, float, float]:
+    """Generate as the eval runner does: longest prompts first, one backend call per ``batch`` chats."""
+    order = sorted(range(len(chats)), key=lambda i: -sum(len(m["content"]) for m in chats[i]))
+    out: list = [None] * len(chats)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for s in range(0, len(order), batch):
+        idx = order[s:s + batch]
+        for i, c in zip(idx, backend.generate([chats[i] for i in idx], params)):
+            out[i] = c
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
+def _same(a, b) -> list[int]:
+    """Indices where two runs' completions differ (text, token count or finish reason)."""
+    return [i for i, (x, y) in enumerate(zip(a, b))
+            if (x.text, x.completion_tokens, x.finish_reason, x.error) != (y.text, y.completion_tokens, y.finish_reason, y.error)]
+
+
+def _stats(outs, dt, cpu) -> dict:
+    tok = sum(c.completion_tokens or 0 for c in outs)
+    return {"tokens": tok, "seconds": round(dt, 2), "tok_per_s": round(tok / dt, 1), "cpu_seconds": round(cpu, 2),
+            "tok_per_cpu_s": round(tok / cpu, 1), "errors": sum(c.error is not None for c in outs)}
+
+
+def bench_hf(model_name: str, limit: int, new_tokens: int, batch: int, loop_n: int, repeats: int) -> dict:
     import torch
 
     from r2d.backends.base import GenParams
     from r2d.backends.hf import HFBackend
+    from r2d.eval.types import JudgeInput
+    from r2d.reasoning import visible_answer
 
+    mix = main_job_mix(limit)
+    chats = [c for _, c, _, _ in mix]
     backend = HFBackend(model_name, progress=False)
-    chats = prompts(n)
     params = GenParams(max_new_tokens=new_tokens, batch_size=batch)
     backend.generate(chats[:2], GenParams(max_new_tokens=4, batch_size=2))  # warm-up
-    t0, c0 = time.perf_counter(), time.process_time()
-    out = backend.generate(chats, params)
-    dt_b, cpu_b = time.perf_counter() - t0, time.process_time() - c0
-    tok_b = sum(c.completion_tokens or 0 for c in out)
-    errors = sum(c.error is not None for c in out)
+    runs: dict[str, list] = {"generate": [], "pruned": []}
+    outs: dict[str, list] = {}
+    mismatches: list[int] = []
+    for _ in range(repeats):  # interleaved so drifting machine load hits both paths alike
+        for mode in ("generate", "pruned"):
+            backend.decode = mode
+            out, dt, cpu = _run(backend, chats, params, batch)
+            runs[mode].append({**_stats(out, dt, cpu), "load_avg_1m": round(os.getloadavg()[0], 1)})
+            outs.setdefault(mode, out)
+            mismatches += _same(outs["generate"], out)
+    med = {m: {k: statistics.median(r[k] for r in rs) for k in ("seconds", "cpu_seconds", "tok_per_s", "tok_per_cpu_s")}
+           for m, rs in runs.items()}
 
+    # the opt-in early stopping, at the word count the prefix judges read; verdicts compared with the full answers
+    n_words = max(j.answer_words_read or 0 for _, _, _, j in mix)
+    backend.decode = "pruned"
+    early, dt, cpu = _run(backend, chats, GenParams(max_new_tokens=new_tokens, batch_size=batch,
+                                                    stop_after_answer_words=n_words), batch)
+
+    def verdict(item, comp):
+        _, chat, behavior, judge = item
+        v = judge.judge_one(JudgeInput(behavior, chat[-1]["content"], comp.text, visible_answer(comp.text)))
+        return (v.label, v.refused, v.jailbroken)
+
+    agree = [verdict(it, f) == verdict(it, e) for it, f, e in zip(mix, outs["pruned"], early)]
+    early_res = {"stop_after_answer_words": n_words, **_stats(early, dt, cpu), "load_avg_1m": round(os.getloadavg()[0], 1),
+                 "stopped": sum("stopped_after_answer_words" in c.meta for c in early),
+                 "verdicts_identical": sum(agree), "verdicts_compared": len(agree)}
+
+    # plain per-prompt model.generate on every k-th prompt (the same rendered prompts)
     model, tok = backend.model, backend.tokenizer
+    picked = list(range(0, len(chats), max(1, len(chats) // max(1, loop_n))))[:loop_n]
     t0, c0, tok_l = time.perf_counter(), time.process_time(), 0
-    for chat in chats[:loop_n]:
-        ids = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        with torch.no_grad():
-            seq = model.generate(**ids, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
-        tok_l += seq.shape[1] - ids["input_ids"].shape[1]
-    dt_l, cpu_l = time.perf_counter() - t0, time.process_time() - c0
-    return {"batched": {"prompts": n, "batch_size": batch, "tokens": tok_b, "seconds": round(dt_b, 2),
-                        "tok_per_s": round(tok_b / dt_b, 1), "cpu_seconds": round(cpu_b, 2),
-                        "tok_per_cpu_s": round(tok_b / cpu_b, 1), "errors": errors},
-            "loop": {"prompts": loop_n, "tokens": tok_l, "seconds": round(dt_l, 2), "tok_per_s": round(tok_l / dt_l, 1),
-                     "cpu_seconds": round(cpu_l, 2), "tok_per_cpu_s": round(tok_l / cpu_l, 1)},
-            "speedup": round((tok_b / dt_b) / (tok_l / dt_l), 2),
-            "speedup_cpu_time": round((tok_b / cpu_b) / (tok_l / cpu_l), 2), "backend": backend}
+    for i in picked:
+        ids = torch.tensor([backend.prompt_ids(chats[i])])
+        with torch.inference_mode():
+            seq = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
+                                 do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=sorted(backend._end_ids()))
+        tok_l += seq.shape[1] - ids.shape[1]
+    loop = _stats([type("C", (), {"completion_tokens": tok_l, "error": None})()], time.perf_counter() - t0,
+                  time.process_time() - c0)
+    lengths = [c.completion_tokens or 0 for c in outs["generate"]]
+    return {"mix": {"prompts": len(chats), "per_attack": {k: sum(1 for a, *_ in mix if a == k) for k in dict.fromkeys(a for a, *_ in mix)},
+                    "prompt_tokens": [min(c.prompt_tokens for c in outs["generate"]), max(c.prompt_tokens for c in outs["generate"])],
+                    "completion_tokens_min_median_max": [min(lengths), statistics.median(lengths), max(lengths)],
+                    "ran_to_max_new_tokens": sum(c.finish_reason == "length" for c in outs["generate"])},
+            "old_generate": {"runs": runs["generate"], "median": med["generate"]},
+            "new_pruned": {"runs": runs["pruned"], "median": med["pruned"]},
+            "speedup_wall": round(med["generate"]["seconds"] / med["pruned"]["seconds"], 2),
+            "speedup_cpu_time": round(med["generate"]["cpu_seconds"] / med["pruned"]["cpu_seconds"], 2),
+            "exact_match": {"identical": not mismatches, "mismatched_prompts": sorted(set(mismatches)),
+                            "compared": len(chats) * repeats},
+            "early_stop": {**early_res, "speedup_wall_vs_old": round(med["generate"]["seconds"] / dt, 2),
+                           "speedup_cpu_vs_old": round(med["generate"]["cpu_seconds"] / cpu, 2)},
+            "loop": {"prompts": len(picked), **loop},
+            "new_vs_loop_tok_per_s": round(med["pruned"]["tok_per_s"] / loop["tok_per_s"], 2),
+            "backend": backend}
 
 
 def bench_policies(backend, n: int, new_tokens: int, batch: int, repeats: int) -> dict:
@@ -119,18 +208,19 @@ def bench_openai(n: int, latency: float) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--prompts", type=int, default=64)
-    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--mix-limit", type=int, default=8, help="behaviours per benchmark of the main job's mix")
+    ap.add_argument("--new-tokens", type=int, default=96)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--loop-prompts", type=int, default=8)
+    ap.add_argument("--loop-prompts", type=int, default=6)
     ap.add_argument("--policy-prompts", type=int, default=16)
     ap.add_argument("--policy-tokens", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--skip-policies", action="store_true", help="leave out the policy-overhead section")
     ap.add_argument("--quick", action="store_true", help="a tiny smoke run (numbers meaningless)")
     ap.add_argument("--output", default=str(Path(__file__).parent / "results" / "generate_throughput.json"))
     a = ap.parse_args()
     if a.quick:
-        a.prompts, a.new_tokens, a.loop_prompts, a.policy_prompts, a.policy_tokens, a.repeats = 8, 8, 2, 4, 4, 1
+        a.mix_limit, a.new_tokens, a.loop_prompts, a.policy_prompts, a.policy_tokens, a.repeats = 1, 8, 2, 4, 4, 1
 
     import torch
 
@@ -143,25 +233,35 @@ def main() -> int:
 
     stage("openai mock server: concurrency 1 vs 32")
     openai_res = bench_openai(64 if not a.quick else 8, 0.2)
-    stage(f"hf batched vs loop: {openai_res}")
-    hf = bench_hf(a.model, a.prompts, a.new_tokens, a.batch_size, a.loop_prompts)
+    stage("hf on the main job's prompt mix: new (pruned) vs old (generate) vs a per-prompt loop")
+    hf = bench_hf(a.model, a.mix_limit, a.new_tokens, a.batch_size, a.loop_prompts, a.repeats)
     backend = hf.pop("backend")
     stage(f"policy overhead: {hf}")
-    pol = bench_policies(backend, a.policy_prompts, a.policy_tokens, a.batch_size, a.repeats)
+    pol = {} if a.skip_policies else bench_policies(backend, a.policy_prompts, a.policy_tokens, a.batch_size, a.repeats)
     stage("done")
     result = {"provenance": {**base_provenance(), "model": a.model, "torch_threads": torch.get_num_threads(),
-                             "cpu": platform.processor() or platform.machine(), "device": "cpu", "dtype": "float32"},
+                             "cpu": platform.processor() or platform.machine(), "device": "cpu", "dtype": "float32",
+                             "load_avg_at_end": [round(x, 1) for x in os.getloadavg()]},
               "settings": vars(a), "hf": hf, "policies": pol, "openai_mock": openai_res,
-              "targets": {"batched_vs_loop_ge_5x": hf["speedup"] >= 5,
+              "targets": {"new_vs_old_ge_2x_wall": hf["speedup_wall"] >= 2, "greedy_outputs_identical": hf["exact_match"]["identical"],
                           "concurrency32_ge_0.8x32": openai_res["speedup"] >= 0.8 * 32,
-                          "policy_overhead_le_5pct": all(v["overhead_pct"] <= 5 for v in pol.values())},
+                          "policy_overhead_le_5pct": all(v["overhead_pct"] <= 5 for v in pol.values()) if pol else None},
               "total_seconds": round(time.perf_counter() - t_all, 1)}
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)
     Path(a.output).write_text(json.dumps(result, indent=2))
 
-    rows = [("hf batched (bs %d, %d prompts)" % (a.batch_size, a.prompts), f"{hf['batched']['tok_per_s']} tok/s"),
-            ("hf per-prompt model.generate loop (%d prompts)" % a.loop_prompts, f"{hf['loop']['tok_per_s']} tok/s"),
-            ("  batched / loop", f"{hf['speedup']}x wall, {hf['speedup_cpu_time']}x CPU time (target >= 5x)"),
+    old_m, new_m, es = hf["old_generate"]["median"], hf["new_pruned"]["median"], hf["early_stop"]
+    mix = f"{hf['mix']['prompts']} prompts, bs {a.batch_size}, {a.new_tokens} new"
+    rows = [(f"hf old: model.generate ({mix})", f"{old_m['tok_per_s']} tok/s, {old_m['seconds']} s"),
+            (f"hf new: pruned loop ({mix})", f"{new_m['tok_per_s']} tok/s, {new_m['seconds']} s"),
+            ("  new / old (same work)", f"{hf['speedup_wall']}x wall, {hf['speedup_cpu_time']}x CPU time"),
+            ("  greedy outputs identical", f"{hf['exact_match']['identical']} ({hf['exact_match']['compared']} compared, "
+                                           f"mismatches {hf['exact_match']['mismatched_prompts']})"),
+            (f"hf per-prompt model.generate loop ({hf['loop']['prompts']} prompts)", f"{hf['loop']['tok_per_s']} tok/s"),
+            ("  new / loop (tok/s)", f"{hf['new_vs_loop_tok_per_s']}x"),
+            (f"opt-in stop_after_answer_words={es['stop_after_answer_words']}",
+             f"{es['seconds']} s ({es['speedup_wall_vs_old']}x wall vs old), {es['stopped']} stopped early, "
+             f"verdicts identical {es['verdicts_identical']}/{es['verdicts_compared']}"),
             ("openai mock 200 ms, concurrency 1", f"{openai_res['concurrency_1']['req_per_s']} req/s"),
             ("openai mock 200 ms, concurrency 32", f"{openai_res['concurrency_32']['req_per_s']} req/s"),
             ("  c32 / c1", f"{openai_res['speedup']}x (target >= 25.6x)")]

@@ -106,11 +106,13 @@ def test_loglik_batched_matches_manual(lively):
         lively.loglik(CHATS, targets[:2])
 
 
-def test_runtime_failure_is_an_error_record(lively, monkeypatch):
+@pytest.mark.parametrize("decode", ["pruned", "generate"])
+def test_runtime_failure_is_an_error_record(lively, monkeypatch, decode):
     def boom(*a, **k):
         raise RuntimeError("CUDA out of memory")
 
-    monkeypatch.setattr(lively.model, "generate", boom)
+    lively.decode = decode
+    monkeypatch.setattr(lively.model, "generate" if decode == "generate" else "forward", boom)
     out = lively.generate(CHATS[:2], GenParams(max_new_tokens=4))
     assert all(c.error and "out of memory" in c.error and c.text == "" and c.finish_reason == "error" for c in out)
 

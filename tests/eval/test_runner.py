@@ -258,3 +258,43 @@ def test_jbb_behaviours_of_source_original_are_reported_apart(tmp_path, data_dir
     assert cell(res, attack="direct")["n"] == 30
     md = to_markdown(build_report([load_run(tmp_path / "out")]))
     assert "JBB source `Original` only" in md
+
+
+class Recording(Counting):
+    """Records the early-stopping setting each chat was generated with."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.early: list = []
+
+    def generate(self, chats, params):
+        self.early += [params.stop_after_answer_words] * len(chats)
+        return super().generate(chats, params)
+
+
+def test_early_stopping_only_where_judges_read_no_further(tmp_path):
+    """``stop_after_answer_words`` reaches the backend only for benchmarks whose judges read at most that many
+    answer words (``refusal``: a prefix match, 7 words), not for a substring judge that reads it all; it is
+    recorded per sample, and a resume under another setting regenerates instead of reusing."""
+    benches = [{"name": "fake-test", "subset": "harmful", "attacks": ["direct"], "judges": ["refusal"]},
+               {"name": "fake-test", "subset": "benign", "attacks": ["direct"], "judges": ["refusal-jbb"]}]
+    be = Recording()
+    Runner(cfg(tmp_path, benchmarks=benches, stop_after_answer_words=8, retry_errors=False), backends={"m": be}).run()
+    rows = [json.loads(x) for x in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
+    by_split = {r["split"]: r["stop_after_answer_words"] for r in rows}
+    assert by_split == {"harmful": 8, "benign": None} and sorted(be.early, key=str) == [8, 8, 8, None, None, None]
+    be2 = Recording()  # too few words for the prefix judge: nothing stops early, the early rows are regenerated
+    Runner(cfg(tmp_path, benchmarks=benches, stop_after_answer_words=5, retry_errors=False), backends={"m": be2}).run()
+    assert be2.early == [None] * 3
+    be3 = Recording()  # same setting again: everything reused
+    Runner(cfg(tmp_path, benchmarks=benches, stop_after_answer_words=5, retry_errors=False), backends={"m": be3}).run()
+    assert be3.early == []
+    with pytest.raises(ValueError, match="stop_after_answer_words"):
+        Runner(cfg(tmp_path, stop_after_answer_words=0), backends={"m": be3})
+
+
+def test_early_stopping_off_under_a_policy(tmp_path):
+    be = Recording()
+    models = [{"label": "m", "model": "mock", "backend": "mock", "policy": "refuse-on-unsafe"}]
+    Runner(cfg(tmp_path, models=models, judges=["refusal"], stop_after_answer_words=8), backends={"m": be}).run()
+    assert be.early and set(be.early) == {None}

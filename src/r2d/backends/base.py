@@ -19,6 +19,9 @@ class GenParams:
     stop: list[str] = field(default_factory=list)
     seed: int = 0
     batch_size: int = 16
+    # Stop a sequence once its visible answer (after </think>) has more than N words; only for judges that
+    # read no further (see r2d.backends.early_stop). None: off. Backends without support ignore it.
+    stop_after_answer_words: int | None = None
     # Extra backend-specific knobs (e.g. a logits processor list for hf)
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -16,8 +16,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from r2d.backends.base import Chat, Completion, GenParams, render_prompt, restore_think
+from r2d.backends.base import Chat, Completion, GenParams, render_prompt, restore_think, think_prefix
+from r2d.backends.early_stop import AnswerWordStop
 from r2d.registry import register
+
+DECODE_MODES = ("pruned", "generate")
+# generation-config fields (with their neutral values) that make ``model.generate`` search or reshape scores
+# beyond plain greedy; a model that sets any of them is decoded by ``generate`` itself
+_GENERATE_DEFAULTS: dict[str, Any] = {
+    "num_beams": 1, "num_beam_groups": 1, "penalty_alpha": None, "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "encoder_no_repeat_ngram_size": 0,
+    "min_length": 0, "min_new_tokens": None, "bad_words_ids": None, "suppress_tokens": None,
+    "begin_suppress_tokens": None, "forced_bos_token_id": None, "forced_eos_token_id": None,
+    "sequence_bias": None, "exponential_decay_length_penalty": None, "renormalize_logits": False,
+    "guidance_scale": None, "assistant_model": None, "prompt_lookup_num_tokens": None,
+    "watermarking_config": None, "dola_layers": None,
+}
 
 
 @register("backend", "hf")
@@ -26,10 +40,18 @@ class HFBackend:
     supports_logits_processors = True
 
     def __init__(self, model: Any = None, tokenizer: Any = None, dtype: str = "auto", device: str | None = "auto",
-                 guard: bool = True, progress: bool = True, expand: bool = False) -> None:
+                 guard: bool = True, progress: bool = True, expand: bool = False, decode: str = "generate") -> None:
         """``model``: an alias/path/Hub id (loaded with ``r2d.models.load_model``) or a loaded
         ``PreTrainedModel`` (then ``tokenizer`` is required). ``expand``: add the R2D token rows to a
-        model that lacks them (off: a vanilla model is evaluated exactly as published)."""
+        model that lacks them (off: a vanilla model is evaluated exactly as published). ``decode``:
+        ``"generate"`` (default) uses ``model.generate``; ``"pruned"`` runs greedy batches through r2d's own
+        KV-cache loop that drops finished rows from the batch (token-identical to ``generate``:
+        tests/backends/test_hf_pruned_decode.py, bench/generate_throughput.py). Sampling and stop strings
+        always use ``generate``."""
+        if decode not in DECODE_MODES:
+            raise ValueError(f"hf backend: decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
+        self.decode = decode
+        self._prunable: bool | None = None  # whether the model's KV cache allows dropping rows
         if model is None or isinstance(model, str):
             from r2d.models import DEFAULT_MODEL, load_model
 
@@ -89,7 +111,8 @@ class HFBackend:
         if params.temperature > 0:
             torch.manual_seed(params.seed)
         for batch in tqdm(batches, desc="generate", unit="batch", disable=not self.progress or len(batches) < 2):
-            for i, c in zip(batch, self._generate_batch([prompts[i] for i in batch], params)):
+            opened = [think_prefix(texts[i]) if chats[i] and chats[i][-1]["role"] != "assistant" else "" for i in batch]
+            for i, c in zip(batch, self._generate_batch([prompts[i] for i in batch], params, opened)):
                 out[i] = restore_think(chats[i], texts[i], c)
         return out  # type: ignore[return-value]
 
@@ -113,7 +136,9 @@ class HFBackend:
             procs.append(p if isinstance(p, LogitsProcessor) else p(self.tokenizer))
         return procs, recorder
 
-    def _generate_batch(self, prompts: list[list[int]], params: GenParams) -> list[Completion]:
+    def _generate_batch(self, prompts: list[list[int]], params: GenParams,
+                        opened: list[str] | None = None) -> list[Completion]:
+        """``opened``: per prompt, the think block its template opened (read by early stopping)."""
         import torch
 
         t0 = time.perf_counter()
@@ -133,9 +158,18 @@ class HFBackend:
         stops = [s for s in params.stop if s]
         if stops:
             kwargs.update(stop_strings=stops, tokenizer=tok)
+        early = None
+        if params.stop_after_answer_words is not None:
+            early = AnswerWordStop(tok, params.stop_after_answer_words, opened or [""] * len(prompts), self._end_ids())
+            from transformers import StoppingCriteriaList
+
+            kwargs["stopping_criteria"] = StoppingCriteriaList([early.criteria(width)])
         try:
-            with torch.no_grad():
-                seqs = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+            with torch.inference_mode():
+                if self._use_pruned(params, stops):
+                    seqs = self._greedy_pruned(input_ids, attention, procs, params.max_new_tokens, early)
+                else:
+                    seqs = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
         except (RuntimeError, torch.cuda.OutOfMemoryError) as e:  # OOM, device errors: error records, not ""
             msg = f"hf generate failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             return [Completion(finish_reason="error", error=msg, latency_s=time.perf_counter() - t0) for _ in prompts]
@@ -145,11 +179,12 @@ class HFBackend:
         for row, p in enumerate(prompts):
             gen = seqs[row, width:].tolist()
             n = next((k for k, t in enumerate(gen) if t in end_ids), None)
-            ended = n is not None
-            gen = gen[:n] if ended else gen
+            cut = early is not None and row in early.stopped  # stopped early: what follows is padding
+            ended = n is not None and not cut
+            gen = gen[:n] if n is not None else gen
             text = tok.decode(gen, skip_special_tokens=False, clean_up_tokenization_spaces=False)
             finish = "stop" if ended else "length"
-            meta: dict[str, Any] = {}
+            meta: dict[str, Any] = {"stopped_after_answer_words": early.limit} if cut else {}
             hit = min(((text.find(s), s) for s in stops if s in text), default=None)
             if hit is not None:
                 text, finish, meta["stop"] = text[:hit[0]], "stop", hit[1]
@@ -158,6 +193,72 @@ class HFBackend:
             results.append(Completion(text=text, prompt_tokens=len(p), completion_tokens=len(gen) + int(ended),
                                       finish_reason=finish, latency_s=latency, meta=meta))
         return results
+
+    def _use_pruned(self, params: GenParams, stops: list[str]) -> bool:
+        """The pruned loop covers greedy decoding without stop strings on models whose cache rows can be
+        dropped (plain per-layer KV tensors); everything else goes through ``model.generate``."""
+        if self.decode != "pruned" or params.temperature > 0 or stops or self.model.config.is_encoder_decoder:
+            return False
+        gc = getattr(self.model, "generation_config", None)
+        if gc is not None and any(getattr(gc, k, d) not in (d, None) for k, d in _GENERATE_DEFAULTS.items()):
+            return False  # the model's generation config asks generate for beams or its own logits processors
+        if self._prunable is None:
+            from transformers import DynamicCache
+            from transformers.cache_utils import DynamicLayer
+
+            layers = DynamicCache(config=self.model.config).layers
+            self._prunable = bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+        return self._prunable
+
+    def _greedy_pruned(self, input_ids, attention, procs, max_new_tokens: int, early=None):
+        """Greedy decoding with a KV cache, dropping each row from the running batch once it emits an
+        end token, so a batch costs what its live rows cost rather than running to its longest member.
+
+        Returns ``prompt + generated`` ids shaped like ``model.generate``'s output (finished rows padded).
+        It matches ``generate``'s greedy path step for step: the same left padding, attention mask and
+        position ids (``cumsum(mask) - 1``), float32 logits of the last position, logits processors called
+        with the whole batch's ids and scores (finished rows get a zero score row they never read back),
+        argmax, and the same end ids. Only the batch shape of later steps differs."""
+        import torch
+        from transformers import DynamicCache
+
+        model, pad = self.model, self.tokenizer.pad_token_id
+        end = torch.tensor(sorted(self._end_ids()), device=input_ids.device)
+        batch, width = input_ids.shape
+        position = (attention.long().cumsum(-1) - 1).masked_fill(attention == 0, 0)
+        cache = DynamicCache(config=model.config)
+        out = model(input_ids=input_ids, attention_mask=attention, position_ids=position, cache=cache,
+                    use_cache=True, logits_to_keep=1)
+        seqs = torch.cat([input_ids, torch.full((batch, max_new_tokens), pad, dtype=input_ids.dtype,
+                                                device=input_ids.device)], dim=1)
+        live = torch.arange(batch, device=input_ids.device)  # batch rows still decoding
+        mask, last = attention, position[:, -1]
+        for step in range(max_new_tokens):
+            logits = out.logits[:, -1].to(dtype=torch.float32)
+            if procs:
+                scores = logits if len(live) == batch else \
+                    torch.zeros((batch, logits.shape[-1]), dtype=logits.dtype, device=logits.device).index_copy_(
+                        0, live, logits)
+                scores = procs(seqs[:, :width + step], scores)
+                logits = scores if len(live) == batch else scores.index_select(0, live)
+            nxt = logits.argmax(-1)
+            seqs[live, width + step] = nxt
+            going = ~torch.isin(nxt, end)
+            if early is not None:  # rows whose answer already has enough words (AnswerWordStop)
+                going &= torch.tensor([not (ok and early.check(int(r), seqs[r, width:width + step + 1].tolist()))
+                                       for r, ok in zip(live.tolist(), going.tolist())], device=going.device)
+            if step == max_new_tokens - 1 or not bool(going.any()):
+                break
+            if not bool(going.all()):
+                keep = going.nonzero().squeeze(-1)
+                live, nxt, mask, last = live[keep], nxt[keep], mask[keep], last[keep]
+                for layer in cache.layers:
+                    layer.batch_select_indices(keep)
+            mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
+            last = last + 1
+            out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last[:, None], cache=cache,
+                        use_cache=True)
+        return seqs
 
     def _pivot_probs(self, recorder, row: int, gen: list[int]) -> list[dict]:
         by_id = dict(zip(recorder.ids.pivots, ("[SAFE]", "[UNSAFE]", "[RETHINK]")))

@@ -66,6 +66,10 @@ class EvalConfig:
     ability: dict = field(default_factory=dict)  # {mmlu: {n: 1000, seed: 0, batch_size: 16, reference: LABEL}}
     retry_errors: bool = True
     progress: bool = True
+    # Opt-in early stopping: end a sample once its visible answer has more than N words, in the cells whose
+    # judges (and the defense's own checker) read no more than N words of the answer, under the raw policy.
+    # Answers, word counts and answer pivots of those samples are truncated. See r2d.backends.early_stop.
+    stop_after_answer_words: int | None = None
 
     def __post_init__(self) -> None:
         for k in ("max_new_tokens", "batch_size"):
@@ -308,6 +312,9 @@ class Runner:
             if bad:
                 raise ValueError(f"config: benchmark {b.spec.label!r} names unknown models: {', '.join(sorted(bad))}")
         self.judges = [Spec.parse(j, "judge") for j in cfg.judges or []]
+        n = cfg.stop_after_answer_words
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"config: stop_after_answer_words must be an integer >= 1 or null, got {n!r}")
         self.given_backends = dict(backends or {})
         self.params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                                 seed=cfg.seed, batch_size=cfg.batch_size)
@@ -406,7 +413,11 @@ class Runner:
                     continue
                 todo = []
                 run_fps: dict[tuple[str, str], str] = {}
+                early: dict[int, bool] = {}  # id(bench) -> early stopping applies (see early_stop_ok)
                 for b, a, case in cases:
+                    if id(b) not in early:
+                        early[id(b)] = self.cfg.stop_after_answer_words is not None and \
+                            self.early_stop_ok(m, self.component("defense", d), b)
                     k = self.key(m, d, b, a, case)
                     self.keys.append(k)
                     rfp = run_fps.get((b.spec.label, a.label))
@@ -416,11 +427,13 @@ class Runner:
                     own = self.key_judges.setdefault(k, [])
                     own += [s.label for s in self.judges_for(b) if s.label not in own]
                     row = done.get(k)
+                    want = self.cfg.stop_after_answer_words if early[id(b)] else None
                     if row is not None and row.get("fingerprint") == fp \
+                            and row.get("stop_after_answer_words") == want \
                             and not (self.cfg.retry_errors and row.get("error")):
                         self.stats["skipped"] += 1
                         continue
-                    if row is not None and row.get("fingerprint") != fp:
+                    if row is not None and (row.get("fingerprint") != fp or row.get("stop_after_answer_words") != want):
                         self.stats["stale"] += 1  # made under other settings/weights: regenerated
                     todo.append((k, b, a, case))
                 if not todo:
@@ -428,12 +441,14 @@ class Runner:
                 defense = self.component("defense", d)
                 wrapped = PolicyBackend(backend, m.policy, m.policy_params)
                 todo.sort(key=lambda t: -sum(len(x["content"]) for x in t[3].messages))
+                groups = [(n, [t for t in todo if early[id(t[1])] == on]) for on, n in
+                          ((True, self.cfg.stop_after_answer_words), (False, None))]  # each still length-sorted
                 bs = max(1, self.cfg.batch_size)
                 with _progress(len(todo), f"{m.label}/{d.label}", self.cfg.progress) as bar:
-                    for s in range(0, len(todo), bs):
-                        chunk = todo[s:s + bs]
+                    for chunk, params in ((g[s:s + bs], dataclasses.replace(self.params, stop_after_answer_words=n))
+                                          for n, g in groups for s in range(0, len(g), bs)):
                         try:
-                            comps = defense.generate(wrapped, [t[3].messages for t in chunk], self.params)
+                            comps = defense.generate(wrapped, [t[3].messages for t in chunk], params)
                             if len(comps) != len(chunk):
                                 raise RuntimeError(f"defense returned {len(comps)} completions for {len(chunk)}")
                         except (KeyboardInterrupt, MemoryError):
@@ -441,11 +456,24 @@ class Runner:
                         except Exception as e:  # noqa: BLE001 - recorded as generation errors, retried later
                             msg = f"{type(e).__name__}: {e}"
                             comps = [Completion(finish_reason="error", error=msg) for _ in chunk]
-                        rows = [{**sample_row(k, m, d, b, a, case, c), "fingerprint": self.expected[k]}
+                        rows = [{**sample_row(k, m, d, b, a, case, c), "fingerprint": self.expected[k],
+                                 "stop_after_answer_words": params.stop_after_answer_words}
                                 for (k, b, a, case), c in zip(chunk, comps)]
                         store.append(rows)
                         self.stats["generated"] += len(rows)
                         bar.update(len(rows))
+
+    def early_stop_ok(self, m: ModelSpec, defense: Any, b: BenchSpec) -> bool:
+        """Whether ``stop_after_answer_words`` applies to a cell: set, the raw policy, and every judge of the
+        benchmark and the defense's own checker (SmoothLLM's vote) reading at most that many answer words."""
+        n = self.cfg.stop_after_answer_words
+        if n is None or (m.policy or "raw") != "raw":
+            return False
+        readers = [self.component("judge", j) for j in self.judges_for(b)]
+        if getattr(defense, "checker", None) is not None:
+            readers.append(defense.checker)
+        reads = [getattr(r, "answer_words_read", None) for r in readers]
+        return bool(readers) and all(k is not None and k <= n for k in reads)
 
     # --- stage (b): judging ------------------------------------------------------------------
     def current_samples(self) -> dict[str, dict]:

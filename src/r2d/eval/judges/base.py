@@ -63,6 +63,9 @@ class JudgeBase:
 
     name = "judge"
     saw = "visible"  # the class default; an instance may be given another (``saw`` param)
+    # How many leading words of the visible answer the verdict depends on; None: the whole text. Generation
+    # may stop once the answer is longer (``stop_after_answer_words``, see r2d.backends.early_stop).
+    answer_words_read: int | None = None
 
     def judge(self, items: list[JudgeInput]) -> list[Verdict]:
         return [self.judge_one(it) for it in items]

@@ -76,6 +76,14 @@ class StringMatchJudge(JudgeBase):
     def default_prefixes(self) -> list[str]:
         return list(PAPER_DIC_JUDGE_PREFIXES)
 
+    @property
+    def answer_words_read(self) -> int | None:
+        """A prefix match on the answer reads only as many words as the longest prefix has; a substring
+        match, or a judge that reads the full completion, reads everything."""
+        if self.match != "startswith" or self.saw != "answer" or not self.prefixes:
+            return None
+        return max(len(p.split()) for p in self.prefixes)
+
     def is_refusal(self, text: str) -> bool:
         if self.match == "startswith":
             t = text.lower().strip()
