@@ -77,11 +77,10 @@ def test_unreachable_endpoint_is_one_clear_error():
 
 def test_concurrency_is_bounded():
     with MockOpenAIServer(delay_s=0.2) as srv:
-        t0 = time.perf_counter()
         out = OpenAIBackend(model="m", base_url=srv.url, concurrency=3).generate(CHATS * 2, P)
-        dt = time.perf_counter() - t0
+    # the server counts the requests in flight at once: exactly the bound. No wall-clock assertion: the
+    # speed-up is measured by bench/generate_throughput.py, never by a timed test (it failed on a loaded CPU)
     assert all(c.ok for c in out) and srv.max_in_flight == 3
-    assert dt < 0.2 * 12 * 0.8  # 12 requests of 0.2 s at 3 in flight: ~0.8 s, not 2.4 s (loose: shared CPU)
 
 
 def test_agenerate_and_sync_generate_inside_a_running_loop():
