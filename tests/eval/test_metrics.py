@@ -92,3 +92,13 @@ def test_degenerate_and_no_answer_counts():
     assert m["n"] == 5 and m["n_degenerate"] == 2 and m["n_no_answer"] == 1 and m["jailbroken"] == 1
     assert m["asr"] == 0.2 and m["asr_no_answer_as_jailbroken"] == 0.4 and m["asr_worst_case"] == 0.8
     assert m["asr_answered"] == 0.5  # 1 jailbroken of the 2 answers with content
+
+
+def test_refusal_rate_answered_leaves_out_replies_with_no_answer():
+    from r2d.eval.metrics import cell_metrics
+
+    s = {"harmful": False, "subset": "benign"}
+    pairs = [(s, {"refused": True, "label": "refusal"}), (s, {"refused": False, "label": "compliance"}),
+             (s, {"refused": None, "label": "no_answer"}), (s, {"refused": None, "label": "no_answer"})]
+    c = cell_metrics(pairs)
+    assert c["refusal_rate"] == 0.25 and c["refusal_rate_answered"] == 0.5

@@ -298,3 +298,32 @@ def test_early_stopping_off_under_a_policy(tmp_path):
     models = [{"label": "m", "model": "mock", "backend": "mock", "policy": "refuse-on-unsafe"}]
     Runner(cfg(tmp_path, models=models, judges=["refusal"], stop_after_answer_words=8), backends={"m": be}).run()
     assert be.early and set(be.early) == {None}
+
+
+def test_same_case_from_two_entries_is_one_sample_judged_by_both(tmp_path):
+    """Two entries of one benchmark with the same attack label make the same keys: one sample each, judged by
+    both entries' judges, counted once (it used to be generated twice and counted twice)."""
+    c = cfg(tmp_path, judges=[], benchmarks=[
+        {"name": "fake-test", "subset": "harmful", "attacks": ["direct"], "judges": ["refusal"]},
+        {"name": "fake-test", "subset": "harmful", "limit": 2, "attacks": ["direct"], "judges": ["pivot"]}])
+    backend = Counting()
+    res = Runner(c, backends={"m": backend}).run()
+    rows = JsonlStore(tmp_path / "out" / "samples.jsonl").read()
+    assert len(rows) == len({r["key"] for r in rows}) == 3
+    by_judge = {x["judge"]: x for x in res["cells"]}
+    assert by_judge["refusal"]["n"] == 3
+
+
+def test_a_changed_judge_is_judged_again(tmp_path, monkeypatch):
+    """Judgments are keyed by the judge's resolved params, not only its name and config."""
+    from r2d.eval.judges.refusal import StringMatchJudge
+
+    c = cfg(tmp_path, judges=["refusal"])
+    Runner(c, backends={"m": Counting()}).run()
+    again = Runner(c, backends={"m": Counting()})
+    again.run()
+    assert again.stats["judged"] == 0
+    monkeypatch.setattr(StringMatchJudge, "default_prefixes", lambda self: ["sure"])
+    changed = Runner(c, backends={"m": Counting()})
+    changed.run()
+    assert changed.stats["judged"] > 0 and changed.stats["stale"] == 0  # same samples, judged again

@@ -63,7 +63,7 @@ class Decontaminator:
         hit = self.ngram.best(text)
         if hit and hit[1] >= self.threshold:
             return Match(*self.items[hit[0]], hit[1], "ngram")
-        hit = self.content.best(text)
+        hit = self.content.best(text, symmetric=True)
         if hit and hit[1] >= self.content_threshold:
             return Match(*self.items[hit[0]], hit[1], "content")
         return None
@@ -71,4 +71,4 @@ class Decontaminator:
     def method(self) -> str:
         return (f"normalised word {self.n}-gram containment of the benchmark item >= {self.threshold} (items "
                 f"shorter than n words: whole-item substring), or content-word containment >= "
-                f"{self.content_threshold} (at least 2 shared)")
+                f"{self.content_threshold} in either direction (at least 2 shared)")

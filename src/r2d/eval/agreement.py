@@ -14,9 +14,8 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from r2d.stats import wilson_ci
+from r2d.stats import Z95, wilson_ci
 
-Z95 = 1.959963984540054
 
 
 def confusion(pred: Iterable[int], gold: Iterable[int]) -> dict[str, int]:

@@ -5,14 +5,19 @@ subset, limit, attacks, optional judges) x judges, plus generation settings. Com
 name or ``{name, label?, params?}`` (other keys are taken as params).
 
 Stages, all writing as they go so a killed run resumes where it stopped:
-(a) generation -> ``samples.jsonl``: one row per (model, defense, policy, test case), appended per batch;
-    rows whose key is already present are skipped (rows with a generation error are retried unless
-    ``retry_errors: false``). Each model is loaded once, lazily (not at all when nothing is left to do),
-    and all its cells are generated in length-sorted batches.
-(b) judging -> ``judgments.jsonl`` keyed by (sample key, judge label); a judge can be added or swapped
-    without regenerating. Judge errors are retried on the next run.
-(c) metrics -> ``results.json``: ``cells`` (see ``r2d.eval.metrics``), ``words``, ``overlap``,
-    ``general_ability`` (optional lm-eval) and ``provenance``.
+(a) generation -> ``samples.jsonl``: one row per (model, defense, policy, test case), appended per batch.
+    Each row carries a fingerprint of everything that made it (model path and weights digest, backend and
+    its options, policy and knobs, defense, benchmark and attack params, generation settings, the
+    early-stop setting when on, the prompt); a row is reused only under the same fingerprint, else it is
+    regenerated (rows with a generation error are retried unless ``retry_errors: false``). Each model is
+    loaded once, lazily, and all its cells are generated in length-sorted batches. (White-box attacks
+    such as GCG still search their cases on a resume: a deterministic search gives the same cases.)
+(b) judging -> ``judgments.jsonl`` keyed by (sample key, judge label), each with a fingerprint of the
+    judge's resolved params (weights' sha256, thresholds) and of the sample's; a judge can be added or
+    swapped without regenerating, and a changed judge or sample is judged again. Judge errors are retried.
+(c) metrics -> ``results.json``: ``cells`` (see ``r2d.eval.metrics``), ``cells_jbb_original``, ``words``,
+    ``overlap``, ``pivot_score``, ``general_ability`` (MMLU via ``ability``, optional lm-eval) and
+    ``provenance``; only rows and judgments made under the current fingerprints count.
 
 Words: ``words`` is the whitespace word count of the visible answer (after the policy, think block
 removed); ``completion_words`` that of the model's full completion (reasoning included).
@@ -326,6 +331,7 @@ class Runner:
         self.expected: dict[str, str] = {}  # sample key -> the fingerprint its row must carry
         self._identity: dict[Any, dict] = {}
         self.key_judges: dict[str, list[str]] = {}  # sample key -> judge labels of the entries that made it
+        self._judge_ids: dict[str, str] = {}  # judge label -> fingerprint of its resolved params
         self.stats = {"generated": 0, "skipped": 0, "stale": 0, "judged": 0, "judgments_skipped": 0}
 
     # --- components --------------------------------------------------------------------------
@@ -414,26 +420,31 @@ class Runner:
                 todo = []
                 run_fps: dict[tuple[str, str], str] = {}
                 early: dict[int, bool] = {}  # id(bench) -> early stopping applies (see early_stop_ok)
+                seen: set[str] = set()
                 for b, a, case in cases:
                     if id(b) not in early:
                         early[id(b)] = self.cfg.stop_after_answer_words is not None and \
                             self.early_stop_ok(m, self.component("defense", d), b)
                     k = self.key(m, d, b, a, case)
+                    own = self.key_judges.setdefault(k, [])
+                    own += [s.label for s in self.judges_for(b) if s.label not in own]
+                    if k in seen:  # the same case from two entries of one benchmark: one sample, both judges
+                        continue
+                    seen.add(k)
                     self.keys.append(k)
                     rfp = run_fps.get((b.spec.label, a.label))
                     if rfp is None:
                         rfp = run_fps[(b.spec.label, a.label)] = self.run_fingerprint(m, d, b, a)
-                    fp = self.expected[k] = fingerprint([rfp, case.messages])
-                    own = self.key_judges.setdefault(k, [])
-                    own += [s.label for s in self.judges_for(b) if s.label not in own]
-                    row = done.get(k)
                     want = self.cfg.stop_after_answer_words if early[id(b)] else None
+                    # the early-stop setting changes the sample, so it is part of its fingerprint (and so of its
+                    # judgments'); left out when off, so runs without it keep their fingerprints
+                    fp = self.expected[k] = fingerprint([rfp, case.messages] + ([want] if want is not None else []))
+                    row = done.get(k)
                     if row is not None and row.get("fingerprint") == fp \
-                            and row.get("stop_after_answer_words") == want \
                             and not (self.cfg.retry_errors and row.get("error")):
                         self.stats["skipped"] += 1
                         continue
-                    if row is not None and (row.get("fingerprint") != fp or row.get("stop_after_answer_words") != want):
+                    if row is not None and row.get("fingerprint") != fp:
                         self.stats["stale"] += 1  # made under other settings/weights: regenerated
                     todo.append((k, b, a, case))
                 if not todo:
@@ -483,9 +494,13 @@ class Runner:
             return rows
         return {k: r for k, r in rows.items() if k in self.expected and r.get("fingerprint") == self.expected[k]}
 
-    @staticmethod
-    def judge_fingerprint(j: Spec, sample: dict) -> str:
-        return fingerprint([j.name, j.params, sample.get("fingerprint")])
+    def judge_fingerprint(self, j: Spec, sample: dict) -> str:
+        """A judgment is current when made by the same judge (its resolved params: weights' sha256,
+        thresholds, rules) on the same sample."""
+        if j.label not in self._judge_ids:
+            judge = self.component("judge", j)
+            self._judge_ids[j.label] = fingerprint([j.name, j.params, judge.params() if hasattr(judge, "params") else None])
+        return fingerprint([self._judge_ids[j.label], sample.get("fingerprint")])
 
     def judge(self) -> None:
         samples = self.current_samples()
@@ -579,8 +594,9 @@ class Runner:
             if m.backend != "hf" and m.label not in self.given_backends:
                 skipped[m.label] = f"needs model weights; backend {m.backend!r} is not hf"
                 continue
-            fp = json.dumps([ability.PROTOCOL, m.model, model_fingerprint(m.model)], sort_keys=True, default=str)
-            keys = {q["id"]: f"{m.label}|{q['id']}|{fp}" for q in sample}
+            # keyed by the weights (not the label): two entries of one model (r2d, r2d@policy) score once
+            fp = fingerprint([ability.PROTOCOL, m.model, self.model_identity(m)])
+            keys = {q["id"]: f"{fp}|{q['id']}" for q in sample}
             todo = [q for q in sample if keys[q["id"]] not in done]
             if todo:
                 backend = self.backend_for(m, cache)
@@ -588,7 +604,7 @@ class Runner:
                     for s in range(0, len(todo), 64):
                         chunk = todo[s:s + 64]
                         rows = ability.score(backend.model, backend.tokenizer, chunk, batch_size=int(batch_size))
-                        rows = [{"key": keys[r["id"]], "model": m.label, **r} for r in rows]
+                        rows = [{"key": keys[r["id"]], "model": m.label, "model_path": m.model, **r} for r in rows]
                         store.append(rows)
                         done.update((r["key"], r) for r in rows)
                         bar.update(len(chunk))

@@ -135,7 +135,10 @@ def dev_table(rows: list[dict], policies: list[dict]) -> list[dict]:
             g["n"] += 1
             g["refused"] += int(refused)
             g["policy_refused"] += int(by_policy)
-            g["no_answer"] += int(not by_policy and r["refused"] is None)
+            no_answer = not by_policy and r["refused"] is None
+            g["no_answer"] += int(no_answer)
+            if no_answer:  # neither refused nor complied: out of the pooled rates' denominators
+                continue
             pooled[r["harmful"]][0] += int(refused)
             pooled[r["harmful"]][1] += 1
         for g in entry["groups"].values():

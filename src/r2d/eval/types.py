@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from r2d.backends.base import Backend, Chat, Completion, GenParams
+from r2d.records import HARMFUL_SUBSETS
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Behavior:
 
     @property
     def harmful(self) -> bool:
-        return self.subset in ("harmful", "unsafe")
+        return self.subset in HARMFUL_SUBSETS
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -43,7 +43,14 @@ def content_words(text: str) -> list[str]:
 
 
 def degenerate_reason(answer: str, request: str = "") -> str | None:
-    """Why ``answer`` has no real content (``no_words`` / ``few_distinct_words`` / ``restatement``), else None."""
+    """Why ``answer`` has no real content (``no_words`` / ``few_distinct_words`` / ``restatement``), else None.
+
+    The word rules are for Latin-script text: an answer whose letters are mostly of another script
+    (Cyrillic, CJK, ...) is never called degenerate by them (it goes to the classifier, which was fitted on
+    English: docs/judges.md)."""
+    letters = [ch for ch in answer if ch.isalpha()]
+    if letters and sum(not ch.isascii() for ch in letters) > 0.3 * len(letters):
+        return None
     ws = words(answer)
     if not ws:
         return "no_words"
