@@ -59,3 +59,18 @@ def test_select_policy_stage_feeds_the_eval_grid(tmp_path, monkeypatch):
     assert len(calls) == 1
     with pytest.raises(R2DError, match="different command or config"):
         select_policy(Stages(tmp_path), qs, {}, tmp_path, tmp_path / "train.jsonl", {**eval_cfg, "max_new_tokens": 96})
+
+
+def test_a_rebuilt_input_is_not_paired_with_an_old_downstream_stage(tmp_path, monkeypatch):
+    """A train stage reads the dataset: same command and config but different data is refused, not reused."""
+    calls = []
+    monkeypatch.setattr(r2d.cli, "main", lambda argv: calls.append(argv) or 0)
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"a": 1}\n')
+    argv = ["train", "--data", str(data), "--output", str(tmp_path / "m")]
+    Stages(tmp_path).run("train", argv, inputs=(data,))
+    Stages(tmp_path).run("train", argv, inputs=(data,))
+    assert len(calls) == 1
+    data.write_text('{"a": 2}\n')  # the data stage was redone with other files
+    with pytest.raises(R2DError, match="different command or config"):
+        Stages(tmp_path).run("train", argv, inputs=(data,))

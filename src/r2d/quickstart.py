@@ -79,7 +79,7 @@ def select_policy(st: "Stages", qs: dict, smoke: dict, out: Path, train_data: Pa
     argv = ["select-policy", "--model", str(out / "models" / sel.get("model", "r2d")), "--train-data",
             str(train_data), "--output", str(choice_file), "--max-new-tokens", str(eval_cfg["max_new_tokens"]),
             "--batch-size", str(eval_cfg.get("batch_size", 32)), *[str(a) for a in sel.get("args", [])]]
-    st.run("select-policy", argv)
+    st.run("select-policy", argv, inputs=(train_data, out / "models" / sel.get("model", "r2d")))
     chosen = json.loads(choice_file.read_text())["policy"]
     return [{**m, "policy": dict(chosen)} if isinstance(m, dict) and m.get("policy") == SELECTED else m
             for m in eval_cfg["models"]]
@@ -92,22 +92,30 @@ class Stages:
         self.timings: dict[str, float] = {}
 
     @staticmethod
-    def fingerprint(argv: list[str]) -> str:
-        """sha256 of the stage's command and the text of its ``--config`` file."""
+    def fingerprint(argv: list[str], inputs: tuple[Path, ...] = ()) -> str:
+        """sha256 of the stage's command, the text of its ``--config`` file and the identity of the earlier
+        stages' outputs it reads (``inputs``: a file's sha256, a model directory's weights digest), so a
+        rebuilt dataset or retrained model is never silently paired with an old downstream stage."""
+        from r2d.provenance import model_fingerprint, sha256_file
+
         h = hashlib.sha256(json.dumps(argv).encode())
         if "--config" in argv:
             h.update(Path(argv[argv.index("--config") + 1]).read_bytes())
+        for p in inputs:
+            ident = sha256_file(p) if p.is_file() else model_fingerprint(str(p)) if p.is_dir() else "missing"
+            h.update(json.dumps([str(p), ident], sort_keys=True, default=str).encode())
         return h.hexdigest()
 
-    def run(self, name: str, argv: list[str]) -> None:
+    def run(self, name: str, argv: list[str], inputs: tuple[Path, ...] = ()) -> None:
         from r2d.cli import R2DError, main
 
         marker = self.dir / f"{name}.json"
-        fp = self.fingerprint(argv)
+        fp = self.fingerprint(argv, inputs)
         if marker.is_file():
             done = json.loads(marker.read_text())
             if done.get("fingerprint") != fp:  # never reuse a stage finished under another config
-                raise R2DError(f"stage {name} in {self.dir.parent} was finished with a different command or config; "
+                raise R2DError(f"stage {name} in {self.dir.parent} was finished with a different command or config "
+                               f"(or on other inputs from an earlier stage); "
                                f"use a new --output, or delete {marker} and that stage's outputs to redo it")
             self.timings[name] = done["seconds"]
             print(f"r2d quickstart: [{name}] already done ({done['seconds']:.0f} s), skipping", file=sys.stderr)
@@ -147,14 +155,15 @@ def run(args: argparse.Namespace) -> int:
         yaml.safe_load((cdir / "train.yaml").read_text()), smoke.get("train", {})))
     for variant, flags in qs["variants"].items():
         st.run(f"train-{variant}", ["train", "--config", str(train_cfg), "--data", str(train_data),
-                                    "--output", str(out / "models" / variant), *flags])
+                                    "--output", str(out / "models" / variant), *flags], inputs=(train_data,))
 
     eval_cfg = _fill(_smoke_eval(yaml.safe_load((cdir / "eval.yaml").read_text()), smoke), out)
     eval_cfg["train_data"] = [str(train_data)]
     if any(isinstance(m, dict) and m.get("policy") == SELECTED for m in eval_cfg["models"]):
         eval_cfg["models"] = select_policy(st, qs, smoke, out, train_data, eval_cfg)
     eval_path = _write_yaml(out / "configs" / "eval.yaml", eval_cfg)
-    st.run("eval", ["eval", "--config", str(eval_path), "--output", str(out / "eval")])
+    st.run("eval", ["eval", "--config", str(eval_path), "--output", str(out / "eval")],
+           inputs=(train_data, *(out / "models" / v for v in qs["variants"])))
 
     st.run("report", ["report", str(out / "eval"), *qs.get("report_args", [])])
     report = out / "eval" / "report.html"
