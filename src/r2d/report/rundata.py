@@ -70,25 +70,29 @@ def _read(path: Path, notes: list[str]) -> list[dict]:
     return rows
 
 
-def _join(samples: list[dict], judgments: list[dict], path: Path) -> list[dict]:
+_GROUP = (*ARM_FIELDS, "benchmark", "subset", "attack")
+
+
+def _join(samples: list[dict], judgments: list[dict], path: Path, cells: list[dict] | None = None) -> list[dict]:
     """Judgements (the last per key and judge) with their sample's arm and case fields copied in;
-    a judgement of a sample not in this report (stale or missing) is dropped."""
+    a judgement of a sample not in this report (stale or missing), or by a judge that results.json has no
+    cell for in that sample's group (a judge of an earlier config), is dropped, so the paired comparisons
+    read the same judgements as the cells."""
     by_key = {s["key"]: s for s in samples}
+    judged = {(*(str(c.get(k)) for k in _GROUP), str(c.get("judge"))) for c in cells or []
+              if all(k in c for k in (*_GROUP, "judge"))}
     last = {}
     for i, row in enumerate(judgments):
         j = Judgment.from_dict(row, f"{path / 'judgments.jsonl'}: row {i + 1}")
         last.pop((j.key, j.judge), None)
         last[(j.key, j.judge)] = row
     out = []
-    for (key, _), row in last.items():
+    for (key, judge), row in last.items():
         s = by_key.get(key)
-        if s is not None:
+        if s is not None and (not judged or (*(str(s.get(k)) for k in _GROUP), str(judge)) in judged):
             out.append({**{k: s.get(k) for k in (*ARM_FIELDS, "case_id", "benchmark", "subset", "attack", "variant",
                                                  "behavior_id")}, **row})
     return out
-
-
-_GROUP = (*ARM_FIELDS, "benchmark", "subset", "attack")
 
 
 def _in_cells(samples: list[dict], cells: list[dict]) -> list[dict]:
@@ -121,7 +125,7 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
     rows = _read(path / "samples.jsonl", notes)
     latest = {check_sample(r, f"{path / 'samples.jsonl'}: row {i + 1}")["key"]: r for i, r in enumerate(rows)}
     samples = _in_cells(list(latest.values()), data["cells"])
-    judgments = _join(samples, _read(path / "judgments.jsonl", notes), path)
+    judgments = _join(samples, _read(path / "judgments.jsonl", notes), path, data["cells"])
     return Run(
         path=path,
         name=name or path.resolve().name,
