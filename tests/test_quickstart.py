@@ -33,7 +33,7 @@ def test_quickstart_smoke_runs_every_stage_and_resumes(tmp_path, data_dir, capsy
     assert choice["policy"]["name"] in ("refuse-on-unsafe", "pivot-threshold") and choice["table"] and choice["rule"]
     res = json.loads((out / "eval" / "results.json").read_text())
     systems = {(c["model"], c["defense"]) for c in res["cells"]}
-    assert systems == {("base", "none"), ("base", "self-reminder"), ("base", "smoothllm"), ("r2d", "none"),
+    assert systems == {("base", "none"), ("base", "self-reminder"), ("r2d", "none"),
                        ("r2d-no-cpo", "none"), ("r2d-strip-pivots", "none"), ("r2d-no-reasoning", "none"),
                        ("r2d@policy", "none")}
     assert {c["policy"] for c in res["cells"] if c["model"] == "r2d@policy"} == {choice["label"]}

@@ -145,9 +145,9 @@ class ModelSpec:
     @property
     def policy_label(self) -> str:
         """The policy as cells and keys name it: with its params when set (``r2d-n(words=20)``)."""
-        if not self.policy_params:
-            return self.policy
-        return f"{self.policy}({','.join(f'{k}={v}' for k, v in sorted(self.policy_params.items()))})"
+        from r2d.infer.policies import policy_label
+
+        return policy_label(self.policy, self.policy_params)
 
     def backend_key(self) -> str:
         return json.dumps([self.backend, self.model, self.backend_kwargs], sort_keys=True, default=str)

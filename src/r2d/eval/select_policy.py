@@ -111,7 +111,10 @@ def policy_refuses(policy: dict, completion: str, pivot_probs: list[dict]) -> bo
 
 
 def policy_label(policy: dict) -> str:
-    return policy["name"] + (f":tau={policy['tau']:g}" if "tau" in policy else "")
+    """The label results give the policy (one definition: ``r2d.infer.policies.policy_label``)."""
+    from r2d.infer.policies import policy_label as label
+
+    return label(policy["name"], {k: v for k, v in policy.items() if k != "name"})
 
 
 def candidates(taus: tuple[float, ...] = DEFAULT_TAUS) -> list[dict]:

@@ -266,6 +266,13 @@ class ConcludeReasoning(Policy):
         return out  # type: ignore[return-value]
 
 
+def policy_label(name: str, params: dict | None = None) -> str:
+    """How results name a policy with knobs: ``name`` alone, or ``name(k=v,...)`` (e.g. ``r2d-n(words=30)``)."""
+    if not params:
+        return name
+    return f"{name}({','.join(f'{k}={v:g}' if isinstance(v, float) else f'{k}={v}' for k, v in sorted(params.items()))})"
+
+
 def get_policy(policy: str | Policy | None = None, **kwargs: Any) -> Policy:
     """A policy object from a name (``raw`` if None) plus its knobs, or the object itself."""
     if isinstance(policy, Policy):
