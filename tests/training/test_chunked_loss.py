@@ -23,7 +23,7 @@ def test_chunked_loss_equals_full_logits(tmp_path, mode, rows, head_last):
     from r2d.testing import save_tiny
     from r2d.training.collate import PadCollator, SwardDataset
 
-    model, tok = load_model(save_tiny(tmp_path / "tiny"), dtype="float32", device=None)
+    model, tok = load_model(save_tiny(tmp_path / "tiny"), dtype="float32", device=None, expand=True)  # as training
     cfg = TrainConfig(mode=mode, lora_r=4, lora_alpha=8, output=str(tmp_path / "out"), report_to="none")
     model = wrap_model(model, cfg, list(pivot_ids(tok).all)).train()
     torch.manual_seed(1)
