@@ -176,16 +176,22 @@ def advbench(**_: Any) -> list[Seed]:
             for i, g in enumerate(_advbench_goals())]
 
 
+def short_train_templates(max_words: int | None, eval_overlap_max: float, who: str) -> list[dict]:
+    """The TRAIN-split templates of at most ``max_words`` words (all when None); none left is an error."""
+    temps = [t for t in train_templates(eval_overlap_max) if t["text"]]
+    if max_words:
+        temps = [t for t in temps if len(t["text"].split()) <= max_words]
+    if not temps:
+        raise ValueError(f"{who}: no train-split template left (raise max_template_words)")
+    return temps
+
+
 @registry.register("seedset", "jailbreak")
 def jailbreak(max_template_words: int | None = None, per_goal: int = 1, seed: int = 0,
               eval_overlap_max: float = 0.3, **_: Any) -> list[Seed]:
     """AdvBench goals, each wrapped in ``per_goal`` TRAIN-split templates (chosen by a seeded RNG).
     ``max_template_words`` keeps only short templates (small students, short sequences)."""
-    temps = [t for t in train_templates(eval_overlap_max) if t["text"]]
-    if max_template_words:
-        temps = [t for t in temps if len(t["text"].split()) <= max_template_words]
-    if not temps:
-        raise ValueError("jailbreak seed set: no train-split template left (raise max_template_words)")
+    temps = short_train_templates(max_template_words, eval_overlap_max, "jailbreak seed set")
     rng = random.Random(f"jailbreak:{seed}")
     out = []
     for i, g in enumerate(_advbench_goals()):

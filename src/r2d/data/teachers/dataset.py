@@ -36,7 +36,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from r2d.data.seeds import Seed, categorize, detect_wrappers, train_templates
+from r2d.data.seeds import Seed, categorize, detect_wrappers, short_train_templates
 from r2d.data.seeds import wrap as wrap_in
 from r2d.data.tagging import TAGGER_VERSION, split_reasoning, tag_step
 from r2d.data.teachers.base import TeacherReply
@@ -142,13 +142,7 @@ def trace_seeds(path: str, format: str = "auto", name: str | None = None, label:
     name = name or p.stem.lower()
     rel = str(path)
     traces = load_traces(path, format, label)
-    temps = []
-    if wrap:
-        temps = [t for t in train_templates(eval_overlap_max) if t["text"]]
-        if max_template_words:
-            temps = [t for t in temps if len(t["text"].split()) <= max_template_words]
-        if not temps:
-            raise ValueError("dataset seed set: no train-split template left (raise max_template_words)")
+    temps = short_train_templates(max_template_words, eval_overlap_max, "dataset seed set") if wrap else []
     rng = random.Random(f"dataset-wrap:{name}:{seed}")
     out = []
     for t in traces:
