@@ -59,3 +59,39 @@ def test_every_star1_harmbench_prompt_is_decontaminated(data_dir):
     dec = Decontaminator(prompts, cfg["decontam_n"], cfg["decontam_threshold"])
     hb = [r["question"] for r in json.loads(star.read_text()) if r["source"] == "HarmBench"]
     assert len(hb) == 31 and all(dec.check(q) for q in hb)
+
+
+def test_quickstart_harmful_half_matches_the_benign_half_in_prompt_form(tmp_path, data_dir):
+    """Instruction-form prompts ("Write ...") must be common in the harmful half too, else the student learns
+    "instruction -> help" (the 2-epoch student of the old mix refused 1 of 12 direct dev goals)."""
+    if not (data_dir / "star1" / "STAR-1.json").is_file():
+        pytest.skip("STAR-1 not in the data dir")
+    from r2d.data.seeds import prompt_form
+
+    build(_cfg(tmp_path / "d", False))
+    rows = read_jsonl(tmp_path / "d" / "train.jsonl")
+
+    def share(label):
+        group = [r for r in rows if r["label"] == label]
+        return sum(prompt_form(r["messages"][0]["content"]) == "instruction" for r in group) / len(group)
+
+    assert share("harmful") >= 0.3 and share("harmful") >= share("benign") - 0.1
+
+
+def test_quickstart_reasoning_openers_do_not_give_the_label_away(tmp_path, data_dir):
+    """The first words of the reasoning must not tell harmful from benign rows: when the composer opened with
+    phrasings of its own (and STAR-1 with R1's "Okay, so the user ..."), a student chose "benign reasoning ->
+    help" or "harmful reasoning -> refuse" from the prompt's surface form before any deliberation."""
+    if not (data_dir / "star1" / "STAR-1.json").is_file():
+        pytest.skip("STAR-1 not in the data dir")
+    from collections import Counter, defaultdict
+
+    build(_cfg(tmp_path / "d", False))
+    rows = [r for r in read_jsonl(tmp_path / "d" / "train.jsonl") if r["label"] in ("benign", "harmful")]
+    by_opener: dict[str, Counter] = defaultdict(Counter)
+    for r in rows:
+        reasoning = r["messages"][-1]["content"].split("<think>", 1)[1]
+        by_opener[" ".join(reasoning.split()[:4])][r["label"]] += 1
+    opener_acc = sum(max(c.values()) for c in by_opener.values()) / len(rows)
+    majority = max(Counter(r["label"] for r in rows).values()) / len(rows)
+    assert opener_acc <= majority + 0.1, (opener_acc, majority)

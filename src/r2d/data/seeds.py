@@ -82,6 +82,28 @@ def categorize(text: str) -> str:
     return "other"
 
 
+# An instruction-form prompt opens with an imperative verb ("Write a ...", "Create a tutorial ..."): the form of
+# AdvBench/JBB/HarmBench goals. Most STAR-1 prompts are questions; a harmful half of questions beside a benign
+# half with many instructions teaches a student "instruction -> help" (measured: docs/configs.md), so the
+# dataset seed set can draw each form separately (``prompt_form``).
+_INSTRUCTION_VERBS = (
+    "write", "create", "develop", "provide", "give", "generate", "explain", "describe", "design", "make", "list",
+    "outline", "teach", "tell", "suggest", "compose", "draft", "produce", "instruct", "craft", "build", "draw",
+    "publish", "post", "offer", "share", "show", "help", "find", "plan", "prepare", "devise", "construct",
+    "recommend", "detail", "compile", "summarize", "summarise", "translate", "rewrite", "convince", "persuade",
+    "come", "brainstorm", "propose", "formulate", "invent", "program", "code", "implement", "name", "identify",
+)
+PROMPT_FORMS = ("instruction", "other")
+
+
+def prompt_form(text: str) -> str:
+    """``instruction`` when the prompt opens with an imperative verb (optionally after "please"), else ``other``."""
+    words = re.findall(r"[a-z']+", text.lower())[:2]
+    if words and words[0] == "please":
+        words = words[1:]
+    return "instruction" if words and words[0] in _INSTRUCTION_VERBS else "other"
+
+
 # --- templates (train split only) ----------------------------------------------------------------
 def _split(split: str) -> list[dict]:
     from r2d.eval.attacks.templates import human_jailbreaks, template_split

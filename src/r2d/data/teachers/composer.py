@@ -7,7 +7,7 @@ benign half reasoning of comparable length that ends in help, including a step t
 (``EDGY_WORDS``) and dismisses it in the prompt's own context.
 
 Each trace is built from the prompt's content: step 1 restates the task (its first sentence, in the user's
-words) and names the detected domain; step 2 weighs the alarming word with its context window, or asks
+words, after one of the openers R1 itself uses) and names the detected domain; step 2 weighs the alarming word with its context window, or asks
 whether the answer could be misused and says why not, naming the topic; step 3 plans the answer from the
 answer's own shape (a list, a short fact, a rewrite, code, a longer explanation), quoting how it begins;
 an optional step 4 settles it. Every step has several phrasings, picked by a hash of the seed id and a salt
@@ -38,11 +38,17 @@ DOMAINS: list[tuple[str, str]] = [
     ("travel and places", r"\b(?:travel|city|country|countries|trip|vacation|visit|capital)\b"),
 ]
 
+# The opening step uses the openers R1 uses in STAR-1 ("Okay, so the user is asking ...", "Okay, so I need to ...").
+# Openers of its own would leak the label into the first tokens: a student then picks "benign reasoning" or
+# "harmful reasoning" from the prompt's surface form before any deliberation (measured: a 2-epoch student that
+# opened with the composer's own phrasings on 10 of 12 direct harmful dev goals and helped; docs/configs.md).
 _RESTATE = [
-    "The user asks me to {task}. This is a {domain} request, so the first thing is to be sure what is wanted.",
-    "Okay, the request is to {task}. It reads as an ordinary {domain} task, and I want to get the details right.",
-    "So the user wants me to {task}. That is a {domain} question; let me think about what a good answer needs.",
-    "Here I am asked to {task}. I would file this under {domain}, and the goal is a correct, useful reply.",
+    "Okay, so the user is asking me to {task}. This is a {domain} request, so the first thing is to be sure what is "
+    "wanted.",
+    "Okay, so the user wants me to {task}. It reads as a {domain} task, and I want to get the details right.",
+    "Okay, so I need to {task}. That is a {domain} question; let me think about what a good answer needs.",
+    "Okay, I need to figure out how to {task}. I would file this under {domain}, and the goal is a correct, useful "
+    "reply.",
 ]
 _EDGY = [
     'The word "{w}" stands out, so I should check whether it points to harm. In context ("{ctx}") it is used in an '

@@ -36,7 +36,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from r2d.data.seeds import Seed, categorize, detect_wrappers, short_train_templates
+from r2d.data.seeds import PROMPT_FORMS, Seed, categorize, detect_wrappers, short_train_templates
+from r2d.data.seeds import prompt_form as form_of
 from r2d.data.seeds import wrap as wrap_in
 from r2d.data.tagging import TAGGER_VERSION, split_reasoning, tag_step
 from r2d.data.teachers.base import TeacherReply
@@ -135,9 +136,12 @@ def load_traces(path: str | Path, format: str = "auto", label: str | None = None
 
 def trace_seeds(path: str, format: str = "auto", name: str | None = None, label: str | None = None,
                 wrap: bool = False, max_template_words: int | None = None, seed: int = 0,
-                eval_overlap_max: float = 0.3) -> list[Seed]:
+                eval_overlap_max: float = 0.3, prompt_form: str | None = None) -> list[Seed]:
     """Seeds that carry their trace. ``wrap``: each prompt wrapped in one TRAIN-split jailbreak template (chosen
-    by a seeded RNG), label ``jailbreak`` (harmful rows only)."""
+    by a seeded RNG), label ``jailbreak`` (harmful rows only). ``prompt_form``: keep only prompts of that form
+    (``instruction`` or ``other``, ``r2d.data.seeds.prompt_form``; judged on the prompt before any wrapping)."""
+    if prompt_form is not None and prompt_form not in PROMPT_FORMS:
+        raise ValueError(f"dataset seed set: prompt_form must be one of {', '.join(PROMPT_FORMS)}, got {prompt_form!r}")
     p = resolve_path(path)
     name = name or p.stem.lower()
     rel = str(path)
@@ -146,6 +150,8 @@ def trace_seeds(path: str, format: str = "auto", name: str | None = None, label:
     rng = random.Random(f"dataset-wrap:{name}:{seed}")
     out = []
     for t in traces:
+        if prompt_form is not None and form_of(t["prompt"]) != prompt_form:
+            continue
         rid = t["key"].split("=", 1)[1]
         meta = {"trace": t["response"], "trace_format": t["format"], "goal": t["prompt"], "source": name,
                 "upstream": t["upstream"]}
@@ -300,8 +306,9 @@ class DatasetTeacher:
 
 @register("seedset", "dataset")
 def dataset(path: str, format: str = "auto", prefix: str | None = None, label: str | None = None, wrap: bool = False,
-            max_template_words: int | None = None, seed: int = 0, eval_overlap_max: float = 0.3, **_: Any) -> list[Seed]:
+            max_template_words: int | None = None, seed: int = 0, eval_overlap_max: float = 0.3,
+            prompt_form: str | None = None, **_: Any) -> list[Seed]:
     """Prompts of a file of existing teacher replies (STAR-1, R2D-R1 or prompt/response JSONL), each seed
     carrying its trace for the ``dataset`` teacher (``r2d.data.teachers.dataset``); ``wrap``: each harmful
     prompt wrapped in a TRAIN-split jailbreak template (label ``jailbreak``)."""
-    return trace_seeds(path, format, prefix, label, wrap, max_template_words, seed, eval_overlap_max)
+    return trace_seeds(path, format, prefix, label, wrap, max_template_words, seed, eval_overlap_max, prompt_form)
