@@ -80,7 +80,8 @@ class FakeReader:
 
 
 def fake_reader_for(weights=dj.RESOURCE):
-    return FakeReader(len(dj.load_lm_weights(weights)["coef"]) - len(dj.HAND_FEATURES_LM))
+    w = dj.load_lm_weights(weights)
+    return FakeReader(len(w["coef"]) - len(dj.BASES[w["base"]]))
 
 
 @pytest.fixture(params=["default", "default-minilm"])
@@ -88,8 +89,7 @@ def judge(request):
     j = registry.create("judge", request.param)
     if request.param == "default":
         j._reader = fake_reader_for()
-    else:
-        j._encoder = FakeEncoder()
+    j._encoder = FakeEncoder()
     return j
 
 
@@ -99,7 +99,7 @@ def test_default_resolves_and_pins_weights():
     assert registry.get("judge", "default-minilm") is dj.MiniLMJudge
     w = dj.load_lm_weights()
     assert w["_sha256"] == dj.WEIGHTS_SHA256
-    assert len(w["coef"]) == len(w["mean"]) == len(w["std"]) > len(dj.HAND_FEATURES_LM)
+    assert len(w["coef"]) == len(w["mean"]) == len(w["std"]) > len(dj.BASES[w["base"]])
     p = registry.create("judge", "default").params()
     assert p["weights_sha256"] == dj.WEIGHTS_SHA256 and "accuracy_mean" in p["cv"]
     assert p["reader"]["model"] == "smollm2-135m" and p["reader"]["answer_tokens"] > 0
@@ -111,13 +111,11 @@ def test_default_resolves_and_pins_weights():
     assert p["encoder"]["weights_sha256"]
 
 
-def tiny_weights(tmp_path, spec, rng_seed=0, **over):
-    """A weights file for a tiny reader: standardisation and coefficients drawn at random."""
-    from r2d.eval.judges.lm_features import ReaderSpec  # noqa: F401  (spec is a ReaderSpec)
-
-    dim = len(dj.HAND_FEATURES_LM) + 32 * len(spec.layers) * len(spec.pooling) + int(spec.yes_no)
+def tiny_weights(tmp_path, spec, base="rules", rng_seed=0, **over):
+    """A weights file for a tiny reader (hidden size 32): standardisation and coefficients drawn at random."""
+    dim = len(dj.BASES[base]) + 32 * len(spec.layers) * len(spec.pooling) + int(spec.yes_no)
     rng = np.random.default_rng(rng_seed)
-    d = {"hand_features": list(dj.HAND_FEATURES_LM), "reader": spec.to_json(), "blocks": spec.names(),
+    d = {"base": base, "base_features": list(dj.BASES[base]), "reader": spec.to_json(), "blocks": spec.names(),
          "mean": rng.standard_normal(dim).tolist(), "std": (1 + rng.random(dim)).tolist(),
          "coef": (0.1 * rng.standard_normal(dim)).tolist(), "intercept": 0.1, "threshold": 0.5, **over}
     path = tmp_path / "w.json"
@@ -125,22 +123,25 @@ def tiny_weights(tmp_path, spec, rng_seed=0, **over):
     return str(path)
 
 
-def test_lm_judge_with_a_tiny_reader(tmp_path):
-    """The real feature path (rule features + LMReader on a tiny random model) and the logistic regression."""
+@pytest.mark.parametrize("base", ["rules", "minilm"])
+def test_lm_judge_with_a_tiny_reader(tmp_path, base):
+    """The real feature path (base features + LMReader on a tiny random model) and the logistic regression."""
     from r2d.eval.judges.lm_features import LMReader, ReaderSpec
     from r2d.testing import byte_tokenizer, tiny_model
 
     spec = ReaderSpec(model="tiny", layers=(1,), pooling=("last", "mean"), yes_no=True)
     tok = byte_tokenizer()
-    j = dj.DefaultJudge(weights=tiny_weights(tmp_path, spec))
+    j = dj.DefaultJudge(weights=tiny_weights(tmp_path, spec, base=base))
     j._reader = LMReader(spec, model=tiny_model(tok), tokenizer=tok)
+    enc = FakeEncoder() if base == "minilm" else None
+    j._encoder = enc
     answers = ["Sure, here is a short answer: mix flour, water, salt and yeast, then bake for forty minutes.",
                "I'm sorry, but I can't help with that request. Here is a safe alternative instead."]
     vs = j.judge([item(a, goal="Bake bread for a weapon") for a in answers] + [item("=")])
     assert vs[2].label == "degenerate"
     X = dj.lm_feature_matrix(["Bake bread for a weapon"] * 2, ["", ""], ["Bake bread for a weapon"] * 2, answers,
-                             j._reader)
-    assert X.shape == (2, len(dj.HAND_FEATURES_LM) + 65)
+                             j._reader, enc)
+    assert X.shape == (2, len(dj.BASES[base]) + 65)
     w = j.w
     z = ((X - np.array(w["mean"])) / np.array(w["std"])) @ np.array(w["coef"]) + w["intercept"]
     assert [v.score for v in vs[:2]] == pytest.approx(list(1 / (1 + np.exp(-z))))
@@ -163,6 +164,8 @@ def test_weights_files_are_checked(tmp_path):
         dj.DefaultJudge(weights=str(tmp_path / "x.json"))
     with pytest.raises(ValueError, match="not an LM-reader judge"):
         dj.DefaultJudge(weights=dj.RESOURCE_MINILM)
+    with pytest.raises(ValueError, match="feature list does not match"):
+        dj.DefaultJudge(weights=tiny_weights(tmp_path, spec, base="minilm", base_features=list(dj.HAND_FEATURES_LM)))
 
 
 def test_labels(judge):

@@ -47,7 +47,7 @@ from r2d.registry import register
 
 RESOURCE = "default_judge.json"
 # sha256 of the shipped default_judge.json, as printed by scripts/fit_default_judge.py
-WEIGHTS_SHA256 = "TBD"
+WEIGHTS_SHA256 = "a3fedb8cd04c2a636781af34b2064e59feeae87d483f9ee4b70dc8f73489121a"
 RESOURCE_MINILM = "default_minilm_judge.json"
 # sha256 of default_minilm_judge.json (the previous default), as printed by scripts/fit_default_minilm_judge.py
 WEIGHTS_SHA256_MINILM = "345978f343f9a9aaa95a50b3c02b2c9d62b566410da5b162a80ddfc188fddbdf"
@@ -112,13 +112,23 @@ def hand_features_lm(goal: str, prompt: str, answer: str) -> list[float]:
     return f[:8] + f[9:]
 
 
-def lm_feature_matrix(goals: list[str], contexts: list[str], prompts: list[str], answers: list[str], reader: Any):
-    """(n, 16 + reader dim) float64: rule features, then the reader LM's features (``lm_features``)."""
+# the base features a reader judge's weights may declare: the rule features alone, or the MiniLM judge's
+BASES = {"rules": HAND_FEATURES_LM, "minilm": FEATURE_NAMES}
+
+
+def lm_feature_matrix(goals: list[str], contexts: list[str], prompts: list[str], answers: list[str], reader: Any,
+                      encoder: Any = None):
+    """(n, base + reader dim) float64: the base features (the 16 rule features, or with ``encoder`` the MiniLM
+    judge's ``feature_matrix``), then the reader LM's features (``lm_features``)."""
     import numpy as np
 
-    H = np.array([hand_features_lm(g, p, a) for g, p, a in zip(goals, prompts, answers)], dtype=np.float64)
+    if encoder is None:
+        H = np.array([hand_features_lm(g, p, a) for g, p, a in zip(goals, prompts, answers)], dtype=np.float64)
+        H = H.reshape(len(goals), len(HAND_FEATURES_LM))
+    else:
+        H = feature_matrix(goals, prompts, answers, encoder)
     R = reader.features(goals, contexts, [a[:MAX_CHARS] for a in answers])
-    return np.hstack([H.reshape(len(goals), len(HAND_FEATURES_LM)), R.reshape(len(goals), -1)])
+    return np.hstack([H, R.reshape(len(goals), -1)])
 
 
 @lru_cache(maxsize=8)
@@ -162,9 +172,10 @@ def load_lm_weights(name: str = RESOURCE) -> dict:
         n = len(d["coef"])
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{where}: not an LM-reader judge weights file ({e})") from None
-    if d.get("hand_features") != list(HAND_FEATURES_LM) or d.get("blocks") != spec.names():
+    base = d.get("base", "rules")
+    if base not in BASES or d.get("base_features") != list(BASES[base]) or d.get("blocks") != spec.names():
         raise ValueError(f"{where}: feature list does not match this r2d version's default judge")
-    if not n == len(d["mean"]) == len(d["std"]) or n <= len(HAND_FEATURES_LM):
+    if not n == len(d["mean"]) == len(d["std"]) or n <= len(BASES[base]):
         raise ValueError(f"{where}: coef/mean/std sizes disagree")
     d["_spec"] = spec
     return d
@@ -246,6 +257,7 @@ class DefaultJudge(RuleFrontJudge):
         self.spec: ReaderSpec = self.w["_spec"]
         self.batch_size = batch_size
         self._reader = None
+        self._encoder = None
 
     @property
     def reader(self):
@@ -255,15 +267,29 @@ class DefaultJudge(RuleFrontJudge):
             self._reader = get_reader(self.spec, self.device)
         return self._reader
 
+    @property
+    def encoder(self):
+        if self._encoder is None and self.w.get("base") == "minilm":
+            from r2d.eval.judges.encoder import get_encoder
+
+            self._encoder = get_encoder(self.device)
+        return self._encoder
+
     def features(self, items: list[JudgeInput], texts: list[str]):
         return lm_feature_matrix([it.behavior.goal for it in items], [it.behavior.context for it in items],
-                                 [it.prompt for it in items], texts, self.reader)
+                                 [it.prompt for it in items], texts, self.reader, self.encoder)
 
     def params(self) -> dict:
         from r2d.models import ALIASES
 
         src = ALIASES.get(self.spec.model)
-        return {**super().params(), "reader": {**self.spec.to_json(), "hub_id": src.hub_id if src else None,
+        extra = {}
+        if self.w.get("base") == "minilm":
+            from r2d.eval.judges import encoder as enc
+
+            extra["encoder"] = {"package": f"{enc.PACKAGE}=={enc.PACKAGE_VERSION}",
+                                "weights_sha256": enc.WEIGHTS_SHA256, "max_tokens": enc.MAX_TOKENS}
+        return {**super().params(), **extra, "base": self.w.get("base", "rules"), "reader": {**self.spec.to_json(), "hub_id": src.hub_id if src else None,
                                                "gguf_sha256": src.sha256 if src else None},
                 "prompt": {"system": lm_features.SYSTEM, "question": lm_features.QUESTION}}
 
