@@ -212,7 +212,8 @@ def test_eval_run_with_mock_backend(tmp_path, monkeypatch, request):
           "default": "<think>\nok [SAFE]\n</think>\n\nHappy to help."}
     cfg = EvalConfig(models=[{"label": "m", "model": "mock", "backend": "mock", "backend_kwargs": kw}],
                      benchmarks=[{"name": "fake-test", "subset": "harmful", "attacks": ["direct"]}],
-                     judges=["default", "default-minilm", "refusal"], batch_size=4, output=str(tmp_path / "out"), progress=False)
+                     judges=["default", "default-minilm", "refusal"], batch_size=4, output=str(tmp_path / "out"),
+                     progress=False)
     res = run_eval(cfg)
     cells = {c["judge"]: c for c in res["cells"]}
     assert cells["default-minilm"]["n_degenerate"] == 2

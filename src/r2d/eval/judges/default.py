@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from r2d.eval.judges import lm_features, rules
-from r2d.eval.judges.lm_features import ReaderSpec
 from r2d.eval.judges.base import JudgeBase, judged_text, no_answer_verdict
+from r2d.eval.judges.lm_features import ReaderSpec
 from r2d.eval.judges.refusal import PAPER_DIC_JUDGE_PREFIXES
 from r2d.eval.types import JudgeInput, Verdict
 from r2d.provenance import sha256_text
@@ -51,7 +51,7 @@ WEIGHTS_SHA256 = "a3fedb8cd04c2a636781af34b2064e59feeae87d483f9ee4b70dc8f7348912
 RESOURCE_MINILM = "default_minilm_judge.json"
 # sha256 of default_minilm_judge.json (the previous default), as printed by scripts/fit_default_minilm_judge.py
 WEIGHTS_SHA256_MINILM = "345978f343f9a9aaa95a50b3c02b2c9d62b566410da5b162a80ddfc188fddbdf"
-MAX_CHARS = 4000  # the encoder reads at most 256 tokens; longer answers are cut before tokenising
+MAX_CHARS = 4000  # the encoder reads at most 256 tokens, the reader 192; longer answers are cut before tokenising
 
 PATTERNS = {
     "counter": r"\b(?:no (?:scientific )?evidence|debunk\w*|myths?|misinformation|conspiracy theor\w*|false claims?"
@@ -204,6 +204,9 @@ class RuleFrontJudge(JudgeBase):
         import numpy as np
 
         X = self.features(items, texts)
+        if X.shape[1] != len(self.w["coef"]):
+            raise ValueError(f"judge {self.name}: {X.shape[1]} features but {len(self.w['coef'])} coefficients in "
+                             f"{self.weights_name} (weights made for another reader model?)")
         mu, sd = np.array(self.w["mean"]), np.array(self.w["std"])
         z = ((X - mu) / sd) @ np.array(self.w["coef"]) + float(self.w["intercept"])
         return [float(p) for p in 1.0 / (1.0 + np.exp(-z))]
@@ -289,8 +292,9 @@ class DefaultJudge(RuleFrontJudge):
 
             extra["encoder"] = {"package": f"{enc.PACKAGE}=={enc.PACKAGE_VERSION}",
                                 "weights_sha256": enc.WEIGHTS_SHA256, "max_tokens": enc.MAX_TOKENS}
-        return {**super().params(), **extra, "base": self.w.get("base", "rules"), "reader": {**self.spec.to_json(), "hub_id": src.hub_id if src else None,
-                                               "gguf_sha256": src.sha256 if src else None},
+        reader = {**self.spec.to_json(), "hub_id": src.hub_id if src else None,
+                  "gguf_sha256": src.sha256 if src else None}
+        return {**super().params(), **extra, "base": self.w.get("base", "rules"), "reader": reader,
                 "prompt": {"system": lm_features.SYSTEM, "question": lm_features.QUESTION}}
 
 
