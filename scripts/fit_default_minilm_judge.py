@@ -1,6 +1,9 @@
-"""Fit the ``default`` judge's logistic regression and write ``src/r2d/resources/default_judge.json``.
+"""Fit the ``default-minilm`` judge (the previous default) and write ``src/r2d/resources/default_minilm_judge.json``.
 
-    PYTHONPATH=src R2D_DATA_DIR=/work/shared/data python scripts/fit_default_judge.py [--out FILE]
+    PYTHONPATH=src R2D_DATA_DIR=/work/shared/data python scripts/fit_default_minilm_judge.py [--out FILE]
+
+(The shipped file was written when this script was ``scripts/fit_default_judge.py`` and the judge was
+``default``; its content, and so its pinned sha256, were kept when the LM-reader judge became the default.)
 
 Data: the two human-labelled judge-validation sets (HarmBench classifier validation set, 602 rows; JBB
 classifier comparison, 100 rows), gold = human majority. Features: ``r2d.eval.judges.default.feature_matrix``
@@ -59,7 +62,8 @@ def predict(X, mu, sd, coef, b) -> np.ndarray:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "src/r2d/resources/default_judge.json"))
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1]
+                                         / "src/r2d/resources/default_minilm_judge.json"))
     ap.add_argument("--lam", type=float, default=300.0)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seeds", type=int, default=3)
@@ -122,7 +126,7 @@ def main() -> int:
                          "note": "all rows of both sets (HarmBench val set behaviours overlap HarmBench's test split; "
                                  "JBB rows hold JBB/AdvBench-style goals)"},
           "cv": cv, "provenance": {k: v for k, v in base_provenance().items() if k != "host"},
-          "script": "scripts/fit_default_judge.py"}
+          "script": "scripts/fit_default_minilm_judge.py"}
     text = json.dumps(out, indent=1) + "\n"
     Path(args.out).write_text(text, encoding="utf-8")
     print(json.dumps({"cv_accuracy_mean": cv["accuracy_mean"], "per_seed": per_seed}, indent=1))
