@@ -1,22 +1,36 @@
-"""Fit the ``default`` judge's logistic regression and write ``src/r2d/resources/default_judge.json``.
+"""Fit the ``default`` judge (rules + a small LM's reading of (behaviour, answer)) and write its weights.
 
-    PYTHONPATH=src R2D_DATA_DIR=/work/shared/data python scripts/fit_default_judge.py [--out FILE]
+    PYTHONPATH=src R2D_DATA_DIR=/work/shared/data python scripts/fit_default_judge.py \
+        [--reader-cache /tmp/reader_feats.npz] [--out src/r2d/resources/default_judge.json]
 
 Data: the two human-labelled judge-validation sets (HarmBench classifier validation set, 602 rows; JBB
-classifier comparison, 100 rows), gold = human majority. Features: ``r2d.eval.judges.default.feature_matrix``
-(MiniLM-L6 embeddings + rules). Model: L2-regularised logistic regression (Newton steps, numpy), features
-standardised with the training rows' mean/std, ``--lam`` the L2 weight (chosen by grouped CV over
-{10, 100, 300} before this script was written; recorded in the output).
+classifier comparison, 100 rows), gold = human majority. Rows the judge decides by rule (empty, degenerate)
+never reach the classifier: they are left out of every fit and counted "not jailbroken" in the figures.
 
-Cross-validation: k-fold (``--folds``, default 5) grouped by behaviour (rows with the same behaviour text,
-lower-cased, are in one fold, across both sets), repeated over ``--seeds`` fold assignments; the figures
-are from held-out rows only. The shipped coefficients are then fitted on all rows. Never run this on
+Features: the base features (``--base minilm``, the default: the 17 rule features, the behaviour/answer
+cosine and the answer's MiniLM-L6 embedding, as ``default-minilm``; ``--base rules``: the 16 rule features
+alone, ``default.HAND_FEATURES_LM``) and the reader LM's features
+(``lm_features``: SmolLM2-135M-Instruct reads a judging prompt with the behaviour and the answer's first 192
+tokens; hidden state at the last token and/or mean over the answer's tokens at one layer; only the layers up
+to the deepest in the grid are run). Reading all rows takes about 10 CPU-minutes; ``--reader-cache`` keeps
+them (every layer up to the deepest, both poolings, keyed by the reader settings, the prompt and the rows).
+
+Model: L2-regularised logistic regression (intercept unpenalised), features standardised with the training
+rows' mean/std, fitted exactly in the span of the training rows (thin SVD, Newton steps; numpy only).
+The grid (``--layers`` x ``--poolings`` x ``--lams``) is fixed before looking at any result.
+
+Figures: nested cross-validation. Outer: ``--folds``-fold grouped by behaviour text (lower-cased, across
+both sets; the fold assignment of scripts/fit_default_minilm_judge.py), ``--seeds`` assignments; in each
+outer training part, an inner 4-fold grouped CV picks (layer, pooling, lambda); the outer test rows are
+scored once by a model fitted on the outer training part with that choice. The shipped choice is picked by
+the same inner procedure on all rows, and its coefficients are fitted on all rows. Never run this on
 r2d's own evaluation outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -27,24 +41,31 @@ import numpy as np
 from r2d.eval import judge_validation as jv
 from r2d.eval.agreement import agreement
 from r2d.eval.judges import default as dj
-from r2d.eval.judges.encoder import get_encoder
+from r2d.eval.judges import lm_features as lf
+from r2d.eval.judges import rules
 from r2d.provenance import base_provenance, sha256_text
 
+INNER_FOLDS, INNER_SEED = 4, 100
 
-def fit_logreg(X: np.ndarray, y: np.ndarray, lam: float, iters: int = 50) -> tuple[np.ndarray, float]:
-    n, d = X.shape
-    Xb = np.hstack([X, np.ones((n, 1))])
-    w = np.zeros(d + 1)
-    reg = lam * np.r_[np.ones(d), 0.0]
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-Xb @ w))
-        g = Xb.T @ (p - y) + reg * w
-        h = (Xb * (p * (1 - p))[:, None]).T @ Xb + np.diag(reg)
-        step = np.linalg.solve(h, g)
-        w -= step
-        if np.abs(step).max() < 1e-9:
-            break
-    return w[:-1], float(w[-1])
+
+def fit_logreg(X: np.ndarray, y: np.ndarray, lams: list[float], iters: int = 50) -> list[tuple[np.ndarray, float]]:
+    """L2 logistic regression for each lambda (same order), exactly, in the row space of ``X`` (thin SVD)."""
+    n = X.shape[0]
+    U, S, Vt = np.linalg.svd(X, full_matrices=False)
+    Zb = np.hstack([U * S, np.ones((n, 1))])
+    r = Zb.shape[1] - 1
+    beta = np.zeros(r + 1)
+    fits: dict[float, tuple[np.ndarray, float]] = {}
+    for lam in sorted(lams, reverse=True):  # warm start from strong to weak regularisation
+        reg = lam * np.r_[np.ones(r), 0.0]
+        for _ in range(iters):
+            p = 1.0 / (1.0 + np.exp(-np.clip(Zb @ beta, -30, 30)))
+            step = np.linalg.solve((Zb * (p * (1 - p))[:, None]).T @ Zb + np.diag(reg), Zb.T @ (p - y) + reg * beta)
+            beta = beta - step
+            if np.abs(step).max() < 1e-7:
+                break
+        fits[lam] = (Vt.T @ beta[:-1], float(beta[-1]))
+    return [fits[lam] for lam in lams]
 
 
 def standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,18 +74,94 @@ def standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mu, sd
 
 
-def predict(X, mu, sd, coef, b) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-(((X - mu) / sd) @ coef + b)))
+def fit_predict(Xtr, ytr, Xte, lams):
+    mu, sd = standardise(Xtr)
+    return [1 / (1 + np.exp(-(((Xte - mu) / sd) @ w + b))) for w, b in fit_logreg((Xtr - mu) / sd, ytr, list(lams))]
+
+
+def fold_ids(groups: list[str], k: int, seed: int) -> np.ndarray:
+    ug = sorted(set(groups))
+    perm = np.random.default_rng(seed).permutation(len(ug))
+    f = {g: int(perm[i] % k) for i, g in enumerate(ug)}
+    return np.array([f[g] for g in groups])
+
+
+def select(blocks: dict[str, np.ndarray], y, groups, rows: np.ndarray, lams) -> tuple[tuple[str, float], dict]:
+    """(block, lambda) with the best inner grouped-CV accuracy on ``rows`` (indices), ties to the first."""
+    f = fold_ids([groups[i] for i in rows], INNER_FOLDS, INNER_SEED)
+    acc = {}
+    for name, X in blocks.items():
+        correct = np.zeros(len(lams))
+        for j in range(INNER_FOLDS):
+            tr, te = rows[f != j], rows[f == j]
+            correct += [((p >= 0.5) == y[te]).sum() for p in fit_predict(X[tr], y[tr], X[te], lams)]
+        for lam, c in zip(lams, correct):
+            acc[(name, lam)] = float(c / len(rows))
+    return max(acc, key=lambda k: acc[k]), acc
+
+
+def reader_cache_key(spec: lf.ReaderSpec, rows) -> str:
+    h = hashlib.sha256(json.dumps([spec.to_json(), lf.SYSTEM, lf.QUESTION]).encode())
+    for r in rows:
+        h.update(json.dumps([r.goal, r.context, r.response]).encode())
+    return h.hexdigest()
+
+
+def reader_features(rows, spec: lf.ReaderSpec, cache: str | None) -> np.ndarray:
+    """(n, layers, 2 (last, mean), d) hidden states at every layer up to the deepest in the grid."""
+    key = reader_cache_key(spec, rows)
+    if cache and Path(cache).is_file():
+        z = np.load(cache)
+        if str(z["key"]) == key:
+            return z["H"]
+        print(f"{cache}: made with other settings or rows; recomputing", file=sys.stderr)
+    t0 = time.perf_counter()
+    reader = lf.LMReader(spec)
+    F = reader.features([r.goal for r in rows], [r.context for r in rows],
+                        [r.response[:dj.MAX_CHARS] for r in rows])
+    H = F.reshape(len(rows), len(spec.layers), 2, -1).astype(np.float32)
+    print(f"reader features {H.shape} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    if cache:
+        np.savez(cache, H=H, key=key)
+    return H
+
+
+def base_features(rows, cache: str | None) -> np.ndarray:
+    """The MiniLM judge's features (``default.feature_matrix``: rules, cosine, 384-d embedding)."""
+    h = hashlib.sha256(json.dumps(["minilm", list(dj.FEATURE_NAMES)]).encode())
+    for r in rows:
+        h.update(json.dumps([r.goal, r.prompt, r.response]).encode())
+    key = h.hexdigest()
+    if cache and Path(cache).is_file():
+        z = np.load(cache)
+        if str(z["key"]) == key:
+            return z["X"]
+        print(f"{cache}: made with other settings or rows; recomputing", file=sys.stderr)
+    from r2d.eval.judges.encoder import get_encoder
+
+    X = dj.feature_matrix([r.goal for r in rows], [r.prompt for r in rows], [r.response for r in rows], get_encoder())
+    if cache:
+        np.savez(cache, X=X, key=key)
+    return X
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "src/r2d/resources/default_judge.json"))
-    ap.add_argument("--lam", type=float, default=300.0)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--layers", default="6,9,12")
+    ap.add_argument("--poolings", default="mean,last+mean")
+    ap.add_argument("--lams", default="30,100,300,1000")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--features-cache", default=None, help="npz to save/load the feature matrix (speed only)")
+    ap.add_argument("--base", choices=sorted(dj.BASES), default="minilm",
+                    help="base features: the rule features alone, or the MiniLM judge's (rules + MiniLM-L6)")
+    ap.add_argument("--reader-cache", default=None, help="npz keeping the reader's features (speed only)")
+    ap.add_argument("--base-cache", default=None, help="npz keeping the MiniLM base features (speed only)")
     args = ap.parse_args()
+    layers = [int(x) for x in args.layers.split(",")]
+    poolings = args.poolings.split(",")
+    lams = [float(x) for x in args.lams.split(",")]
 
     hb, hb_info = jv.load_harmbench()
     jb, jb_info = jv.load_jbb()
@@ -72,52 +169,60 @@ def main() -> int:
     y = np.array([r.gold for r in rows], dtype=np.float64)
     sets = np.array([r.set for r in rows])
     groups = [r.goal.lower().strip() for r in rows]
-    if args.features_cache and Path(args.features_cache).is_file():
-        X = np.load(args.features_cache)["X"]
-    else:
-        t0 = time.perf_counter()
-        X = dj.feature_matrix([r.goal for r in rows], [r.prompt for r in rows], [r.response for r in rows],
-                              get_encoder())
-        print(f"features: {X.shape} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
-        if args.features_cache:
-            np.savez(args.features_cache, X=X)
-    # rows the judge decides by rule never reach the classifier: fit and score the classifier on the rest,
-    # and count rule-decided rows as "not jailbroken" in the CV figures (as the judge does)
-    from r2d.eval.judges import rules
-
     ruled = np.array([not r.response.strip() or rules.degenerate_reason(r.response, dj.request_text(r.goal, r.prompt))
                       is not None for r in rows])
-    ug = sorted(set(groups))
-    per_seed = []
-    pooled_pred = None
+    all_layers = tuple(range(max(layers) + 1))
+    spec_all = lf.ReaderSpec(model=args.model, layers=all_layers, pooling=("last", "mean"))
+    H = reader_features(rows, spec_all, args.reader_cache)
+    if args.base == "rules":
+        hand = np.array([dj.hand_features_lm(r.goal, r.prompt, r.response) for r in rows], dtype=np.float64)
+    else:
+        hand = base_features(rows, args.base_cache)
+
+    def block(layer: int, pooling: str) -> np.ndarray:
+        li = all_layers.index(layer)
+        parts = [H[:, li, 0 if p == "last" else 1].astype(np.float64) for p in pooling.split("+")]
+        return np.hstack([hand] + parts)
+
+    blocks = {f"{p}@{layer}": block(layer, p) for layer in layers for p in poolings}
+    t0 = time.perf_counter()
+    per_seed, choices, pred0 = [], [], None
     for seed in range(args.seeds):
-        perm = np.random.default_rng(seed).permutation(len(ug))
-        fold_of = {g: int(perm[i] % args.folds) for i, g in enumerate(ug)}
-        folds = np.array([fold_of[g] for g in groups])
+        folds = fold_ids(groups, args.folds, seed)
         pred = np.zeros(len(rows), dtype=int)
         for f in range(args.folds):
             tr, te = (folds != f) & ~ruled, (folds == f) & ~ruled
-            mu, sd = standardise(X[tr])
-            coef, b = fit_logreg((X[tr] - mu) / sd, y[tr], args.lam)
-            pred[te] = (predict(X[te], mu, sd, coef, b) >= 0.5).astype(int)
+            (name, lam), _ = select(blocks, y, groups, np.where(tr)[0], lams)
+            choices.append({"seed": seed, "fold": f, "block": name, "lambda": lam})
+            pred[te] = (fit_predict(blocks[name][tr], y[tr], blocks[name][te], [lam])[0] >= 0.5).astype(int)
         per_seed.append({s: float((pred[sets == s] == y[sets == s]).mean()) for s in jv.SETS})
+        print(f"seed {seed}: {per_seed[-1]} ({time.perf_counter() - t0:.0f}s)", file=sys.stderr, flush=True)
         if seed == 0:
-            pooled_pred = pred
-    cv = {"method": f"{args.folds}-fold cross-validation grouped by behaviour text over both sets, "
-                    f"{args.seeds} fold assignments (seeds 0..{args.seeds - 1}); held-out rows only",
+            pred0 = pred
+    cv = {"method": f"nested cross-validation: outer {args.folds}-fold grouped by behaviour text over both sets, "
+                    f"{args.seeds} fold assignments (seeds 0..{args.seeds - 1}), held-out rows only; inner "
+                    f"{INNER_FOLDS}-fold grouped CV on each outer training part picks layer, pooling and lambda",
+          "grid": {"layers": layers, "poolings": poolings, "lambdas": lams},
           "accuracy_mean": {s: float(np.mean([p[s] for p in per_seed])) for s in jv.SETS},
-          "accuracy_per_seed": per_seed, "seed0": {}}
+          "accuracy_per_seed": per_seed, "inner_choices": choices, "seed0": {}}
     for s in jv.SETS:
         m = sets == s
-        a = agreement([int(v) for v in pooled_pred[m]], [int(v) for v in y[m]])
+        a = agreement([int(v) for v in pred0[m]], [int(v) for v in y[m]])
         cv["seed0"][s] = {k: a[k] for k in ("n", "accuracy", "accuracy_ci", "kappa", "kappa_ci", "fpr", "fnr")}
-    fit_rows = ~ruled
-    mu, sd = standardise(X[fit_rows])
-    coef, b = fit_logreg((X[fit_rows] - mu) / sd, y[fit_rows], args.lam)
-    out = {"features": list(dj.FEATURE_NAMES), "mean": [round(float(v), 7) for v in mu],
-           "std": [round(float(v), 7) for v in sd], "coef": [round(float(v), 7) for v in coef],
-           "intercept": round(b, 7), "threshold": 0.5, "lambda": args.lam,
-           "fitted_on": {"rows": int(fit_rows.sum()), "rule_decided_rows_left_out": int(ruled.sum()),
+    fit_rows = np.where(~ruled)[0]
+    (name, lam), inner = select(blocks, y, groups, fit_rows, lams)
+    pooling, layer = name.split("@")
+    spec = lf.ReaderSpec(model=args.model, layers=(int(layer),), pooling=tuple(pooling.split("+")))
+    X = blocks[name][fit_rows]
+    mu, sd = standardise(X)
+    coef, b = fit_logreg((X - mu) / sd, y[fit_rows], [lam])[0]
+    out = {"base": args.base, "base_features": list(dj.BASES[args.base]), "reader": spec.to_json(),
+           "blocks": spec.names(),
+           "mean": [round(float(v), 7) for v in mu], "std": [round(float(v), 7) for v in sd],
+           "coef": [round(float(v), 7) for v in coef], "intercept": round(b, 7), "threshold": 0.5, "lambda": lam,
+           "selection": {"block": name, "lambda": lam, "inner_accuracy": inner[(name, lam)],
+                         "method": f"{INNER_FOLDS}-fold grouped CV on all fitted rows over the grid"},
+           "fitted_on": {"rows": int(len(fit_rows)), "rule_decided_rows_left_out": int(ruled.sum()),
                          "sets": {"harmbench": hb_info, "jbb": jb_info},
                          "note": "all rows of both sets (HarmBench val set behaviours overlap HarmBench's test split; "
                                  "JBB rows hold JBB/AdvBench-style goals)"},
@@ -125,7 +230,7 @@ def main() -> int:
           "script": "scripts/fit_default_judge.py"}
     text = json.dumps(out, indent=1) + "\n"
     Path(args.out).write_text(text, encoding="utf-8")
-    print(json.dumps({"cv_accuracy_mean": cv["accuracy_mean"], "per_seed": per_seed}, indent=1))
+    print(json.dumps({"cv_accuracy_mean": cv["accuracy_mean"], "per_seed": per_seed, "shipped": [name, lam]}, indent=1))
     print(f"wrote {args.out} sha256 {sha256_text(text)}")
     return 0
 

