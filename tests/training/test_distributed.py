@@ -1,7 +1,9 @@
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,56 @@ def test_two_cpu_processes_end_identical(tmp_path):
     assert lines[0][0] == "2" and lines[0][1] == "4"
     assert lines[0] == lines[1]
     assert (out / "adapter_model.safetensors").is_file() and (out / "r2d_train_meta.json").is_file()
+
+
+# FSDP against one process. Equal by construction: the same global batch per step (2 processes x 2 vs
+# 1 x 4, the same length-grouped order split into consecutive per-process batches), no dropout, and a
+# loss whose per-process terms divide by the label-token and pivot counts of the whole global batch
+# (``R2DTrainer._data_parallel_loss``), so the averaged gradient is the one-process gradient. What is left
+# is fp32 summation order (padding to 2 vs 4 rows, the reduce-scatter): measured 1.5e-7 at most over
+# the adapter and the token rows (values up to 0.19). TOL is 100x that and 1,000x below one Adam step
+# (lr 1e-2), so a wrong batch split, per-process means or an unsynchronised gradient fails it.
+TOL = 1e-5
+
+
+def _train(tmp_path, name: str, launch: list[str], batch: int, model: str, data: Path) -> Path:
+    out = tmp_path / name
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = launch + [str(ROOT / "tests/training/sharded_worker.py"), model, str(data), str(out), str(batch)]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-4000:]
+    return out
+
+
+def _max_weight_diff(a: Path, b: Path) -> float:
+    from safetensors.torch import load_file
+
+    worst = 0.0
+    for f in ("adapter_model.safetensors", "r2d_new_tokens.safetensors"):
+        x, y = load_file(str(a / f)), load_file(str(b / f))
+        assert x.keys() == y.keys(), f
+        worst = max(worst, *(float((x[k] - y[k]).abs().max()) for k in x))
+    return worst
+
+
+@pytest.mark.slow
+def test_fsdp_config_two_cpu_processes_match_one_process(tmp_path):
+    """configs/accelerate/fsdp.yaml under `accelerate launch` with 2 CPU processes (gloo): parameters
+    really sharded (FSDP2), and the saved adapter and token rows equal a one-process run's within TOL."""
+    from r2d.testing import save_tiny
+
+    accelerate = shutil.which("accelerate") or str(Path(sys.executable).parent / "accelerate")
+    model = save_tiny(tmp_path / "tiny")
+    data = write_rows(tmp_path / "train.jsonl", synthetic_rows(16))
+    one = _train(tmp_path, "one", [sys.executable], 4, model, data)
+    fsdp = _train(tmp_path, "fsdp", [accelerate, "launch", "--config_file", str(ROOT / "configs/accelerate/fsdp.yaml"),
+                                     "--num_processes", "2", "--mixed_precision", "no",
+                                     "--main_process_port", str(_free_port())], 2, model, data)
+    ranks = [json.loads((fsdp / f"rank{i}.json").read_text()) for i in (0, 1)]
+    for r in ranks:
+        assert (r["distributed_type"], r["num_processes"], r["steps"]) == ("FSDP", 2, 4)
+        assert r["local_trainable"] < r["full_trainable"]  # each rank holds a shard, not a replica
+    assert sum(r["local_trainable"] for r in ranks) == ranks[0]["full_trainable"]
+    assert json.loads((one / "rank0.json").read_text())["distributed_type"] == "NO"
+    assert (fsdp / "checkpoint-2" / "adapter_model.safetensors").is_file()
+    assert _max_weight_diff(one, fsdp) <= TOL

@@ -17,9 +17,10 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from r2d.pivots import pivot_ids, template_opens_think
 from r2d.training.config import TrainConfig
-from r2d.training.distributed import (embeddings_hidden, enable_cpu_fsdp, fit_fsdp_plugin,
+from r2d.training.distributed import (embeddings_hidden, enable_cpu_fsdp, fit_fsdp_plugin, global_counts,
                                         shard_shared_embeddings)
-from r2d.training.losses import head_ce_and_pivot_columns, pivot_stats, pivot_targets, stats_from_columns
+from r2d.training.losses import (cpo_loss, head_ce_and_pivot_columns, pivot_stats, pivot_targets,
+                                 stats_from_columns)
 from r2d.training.saving import is_tied
 
 CONFIG_FILE = "r2d_train_config.yaml"
@@ -108,7 +109,10 @@ class R2DTrainer(Trainer):
         ce = ce_sum / max(len(targets), 1)
         hit, cls = pivot_targets(targets, self.pivots)
         st = stats_from_columns(z[hit], cls, self.cpo_rethink, self.cpo_reduction)
-        loss = ce + self.cpo_weight * st.cpo if self.cpo else ce
+        if model.training and self.accelerator.num_processes > 1:
+            loss = self._data_parallel_loss(ce_sum, len(targets), z[hit], cls)
+        else:
+            loss = ce + self.cpo_weight * st.cpo if self.cpo else ce
         if model.training:
             a = self._acc
             a["ce"] += float(ce.detach())
@@ -117,6 +121,23 @@ class R2DTrainer(Trainer):
             a["piv"] += st.n_pivots
             a["ok"] += st.n_correct
         return (loss, {"loss": loss, "pivot_logits": z}) if return_outputs else loss
+
+    def _data_parallel_loss(self, ce_sum: torch.Tensor, n_targets: int, z: torch.Tensor,
+                            cls: torch.Tensor) -> torch.Tensor:
+        """This process's share of the global batch's loss: the sums divided by the label-token and
+        pivot counts over all processes, times the process count (DDP and FSDP average gradients).
+        The processes' gradients then average to the one-process gradient of the global batch, whatever
+        the length and pivot mix of each process's batch (per-process means would weight a token by
+        its batch's size)."""
+        local = [n_targets] + [int((cls == c).sum()) for c in range(3)]
+        total = global_counts(self.accelerator, torch.tensor(local, device=z.device)).tolist()
+        world = self.accelerator.num_processes
+        loss = ce_sum * (world / max(total[0], 1))
+        if self.cpo:
+            counts = total[1:4] if self.cpo_rethink else total[1:3]
+            cpo, _ = cpo_loss(z, cls, self.cpo_rethink, self.cpo_reduction, counts=counts)
+            loss = loss + self.cpo_weight * world * cpo
+        return loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         a = self._acc
