@@ -59,6 +59,12 @@ def _train(tmp_path, name: str, launch: list[str], batch: int, model: str, data:
     return out
 
 
+def _launch(config: str) -> list[str]:
+    accelerate = shutil.which("accelerate") or str(Path(sys.executable).parent / "accelerate")
+    return [accelerate, "launch", "--config_file", str(ROOT / "configs/accelerate" / config), "--num_processes", "2",
+            "--mixed_precision", "no", "--main_process_port", str(_free_port())]
+
+
 def _max_weight_diff(a: Path, b: Path) -> float:
     from safetensors.torch import load_file
 
@@ -76,13 +82,10 @@ def test_fsdp_config_two_cpu_processes_match_one_process(tmp_path):
     really sharded (FSDP2), and the saved adapter and token rows equal a one-process run's within TOL."""
     from r2d.testing import save_tiny
 
-    accelerate = shutil.which("accelerate") or str(Path(sys.executable).parent / "accelerate")
     model = save_tiny(tmp_path / "tiny")
     data = write_rows(tmp_path / "train.jsonl", synthetic_rows(16))
     one = _train(tmp_path, "one", [sys.executable], 4, model, data)
-    fsdp = _train(tmp_path, "fsdp", [accelerate, "launch", "--config_file", str(ROOT / "configs/accelerate/fsdp.yaml"),
-                                     "--num_processes", "2", "--mixed_precision", "no",
-                                     "--main_process_port", str(_free_port())], 2, model, data)
+    fsdp = _train(tmp_path, "fsdp", _launch("fsdp.yaml"), 2, model, data)
     ranks = [json.loads((fsdp / f"rank{i}.json").read_text()) for i in (0, 1)]
     for r in ranks:
         assert (r["distributed_type"], r["num_processes"], r["steps"]) == ("FSDP", 2, 4)
@@ -91,3 +94,23 @@ def test_fsdp_config_two_cpu_processes_match_one_process(tmp_path):
     assert json.loads((one / "rank0.json").read_text())["distributed_type"] == "NO"
     assert (fsdp / "checkpoint-2" / "adapter_model.safetensors").is_file()
     assert _max_weight_diff(one, fsdp) <= TOL
+
+
+@pytest.mark.slow
+def test_deepspeed_zero2_config_two_cpu_processes_match_one_process(tmp_path):
+    """configs/accelerate/deepspeed_zero2.yaml under `accelerate launch` with 2 CPU processes: DeepSpeed's
+    CPU accelerator over gloo, optimizer states and gradients partitioned (parameters replicated, as
+    ZeRO-2 does), and the saved adapter and token rows equal a one-process run's within TOL (the
+    config's gradient clipping at 1.0 is the Trainer's default too)."""
+    pytest.importorskip("deepspeed")
+    from r2d.testing import save_tiny
+
+    model = save_tiny(tmp_path / "tiny")
+    data = write_rows(tmp_path / "train.jsonl", synthetic_rows(16))
+    one = _train(tmp_path, "one", [sys.executable], 4, model, data)
+    ds = _train(tmp_path, "ds", _launch("deepspeed_zero2.yaml"), 2, model, data)
+    for i in (0, 1):
+        r = json.loads((ds / f"rank{i}.json").read_text())
+        assert (r["distributed_type"], r["num_processes"], r["steps"]) == ("DEEPSPEED", 2, 4)
+    assert (ds / "checkpoint-2" / "global_step2").is_dir()  # DeepSpeed's own (partitioned) checkpoint
+    assert _max_weight_diff(one, ds) <= TOL

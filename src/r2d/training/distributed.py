@@ -1,5 +1,5 @@
-"""Data-parallel plumbing for ``R2DTrainer``: FSDP on CPU processes, and the loss denominators that
-make an N-process step equal to a one-process step on the same global batch.
+"""Data-parallel plumbing for ``R2DTrainer``: FSDP and DeepSpeed on CPU processes, and the loss
+denominators that make an N-process step equal to a one-process step on the same global batch.
 
 accelerate (1.15) only turns a run into FSDP when its processes sit on accelerators: under
 ``accelerate launch --config_file configs/accelerate/fsdp.yaml`` on CPUs (gloo) it silently falls back
@@ -18,6 +18,23 @@ import torch
 
 def fsdp_requested() -> bool:
     return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
+
+
+def deepspeed_requested() -> bool:
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true")
+
+
+def device_args() -> dict:
+    """TrainingArguments fields that place the run: CPU (gloo when launched on several processes)
+    without CUDA. Under DeepSpeed (``accelerate launch`` with a DeepSpeed config) on CPUs the run must not
+    be marked ``use_cpu`` (accelerate then drops DeepSpeed) and needs the backend named: DeepSpeed's CPU
+    accelerator talks gloo (oneCCL when ``oneccl_bindings_for_pytorch`` is installed; it is not on PyPI).
+    Without the name accelerate counts one process while DeepSpeed counts all of them."""
+    if torch.cuda.is_available():
+        return {"use_cpu": False}
+    if deepspeed_requested():
+        return {"use_cpu": False, "ddp_backend": "gloo"}
+    return {"use_cpu": True}  # also makes torchrun / accelerate on CPU use gloo DDP
 
 
 def enable_cpu_fsdp(accelerator) -> bool:

@@ -17,8 +17,8 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from r2d.pivots import pivot_ids, template_opens_think
 from r2d.training.config import TrainConfig
-from r2d.training.distributed import (embeddings_hidden, enable_cpu_fsdp, fit_fsdp_plugin, global_counts,
-                                        shard_shared_embeddings)
+from r2d.training.distributed import (device_args, embeddings_hidden, enable_cpu_fsdp, fit_fsdp_plugin,
+                                        global_counts, shard_shared_embeddings)
 from r2d.training.losses import (cpo_loss, head_ce_and_pivot_columns, pivot_stats, pivot_targets,
                                  stats_from_columns)
 from r2d.training.saving import is_tied
@@ -213,7 +213,7 @@ def training_args(cfg: TrainConfig, **over) -> TrainingArguments:
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         dataloader_num_workers=0,
         disable_tqdm=False, logging_first_step=True,
-        use_cpu=not torch.cuda.is_available(),  # also makes torchrun/accelerate on CPU use gloo DDP
+        **device_args(),
     )
     if cfg.gradient_checkpointing:
         kw["activation_checkpointing"] = True
