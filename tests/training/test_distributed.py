@@ -23,7 +23,8 @@ def _free_port() -> int:
 def test_two_cpu_processes_end_identical(tmp_path):
     from r2d.testing import save_tiny
 
-    launcher = shutil.which("torchrun") or pytest.skip("torchrun missing")
+    beside = Path(sys.executable).parent / "torchrun"  # the venv's, when it is not on PATH
+    launcher = shutil.which("torchrun") or (str(beside) if beside.is_file() else pytest.skip("torchrun missing"))
     model = save_tiny(tmp_path / "tiny")
     data = write_rows(tmp_path / "train.jsonl", synthetic_rows(16))
     out = tmp_path / "out"

@@ -22,6 +22,7 @@ from r2d.training.distributed import (device_args, embeddings_hidden, enable_cpu
 from r2d.training.losses import (cpo_loss, head_ce_and_pivot_columns, pivot_stats, pivot_targets,
                                  stats_from_columns)
 from r2d.training.saving import is_tied
+from r2d.training.token_rows import token_rows_head
 
 CONFIG_FILE = "r2d_train_config.yaml"
 META_FILE = "r2d_train_meta.json"
@@ -105,6 +106,7 @@ class R2DTrainer(Trainer):
                 hidden = model(**feed, logits_to_keep=keep).logits  # [n, hidden]
         else:  # the model transforms logits after its head: let it apply the head (kept positions only)
             hidden, head = model(**feed, logits_to_keep=keep).logits, None
+        head = None if head is None else token_rows_head(head)
         ce_sum, z = head_ce_and_pivot_columns(hidden, targets, self.pivots, head, self.head_rows)
         ce = ce_sum / max(len(targets), 1)
         hit, cls = pivot_targets(targets, self.pivots)
@@ -217,6 +219,7 @@ def training_args(cfg: TrainConfig, **over) -> TrainingArguments:
     )
     if cfg.gradient_checkpointing:
         kw["activation_checkpointing"] = True
+        kw["activation_checkpointing_kwargs"] = {"every_n_layers": cfg.gradient_checkpointing_every}
     kw.update(over)
     return TrainingArguments(**kw)
 
