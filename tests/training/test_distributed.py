@@ -115,3 +115,26 @@ def test_deepspeed_zero2_config_two_cpu_processes_match_one_process(tmp_path):
         assert (r["distributed_type"], r["num_processes"], r["steps"]) == ("DEEPSPEED", 2, 4)
     assert (ds / "checkpoint-2" / "global_step2").is_dir()  # DeepSpeed's own (partitioned) checkpoint
     assert _max_weight_diff(one, ds) <= TOL
+
+
+def test_cpu_fsdp_refuses_mixed_precision_and_deepspeed_on_cpu_is_not_use_cpu(monkeypatch):
+    """accelerate on CPU processes: FSDP is switched on from the launcher's variables (bf16 refused in one
+    line), and a DeepSpeed launch is not marked use_cpu and names gloo (else accelerate drops DeepSpeed or
+    counts one process)."""
+    from types import SimpleNamespace
+
+    import torch
+    from accelerate.utils import DistributedType
+
+    from r2d.training.distributed import device_args, enable_cpu_fsdp
+
+    acc = SimpleNamespace(state=SimpleNamespace(distributed_type=DistributedType.MULTI_CPU, mixed_precision="bf16"))
+    assert not enable_cpu_fsdp(acc)  # no FSDP launch: left alone
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(ValueError, match="--mixed_precision no"):
+        enable_cpu_fsdp(acc)
+    if torch.cuda.is_available():
+        pytest.skip("device_args on a CUDA machine is not use_cpu anyway")
+    assert device_args() == {"use_cpu": True}
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    assert device_args() == {"use_cpu": False, "ddp_backend": "gloo"}

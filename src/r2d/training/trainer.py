@@ -305,7 +305,7 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> R2DTrainer:
     result = trainer.train(resume_from_checkpoint=last)
     final = gathered_model(trainer, cfg, ids) if trainer.is_fsdp_enabled else None  # collective under FSDP
     if trainer.is_world_process_zero():
-        final = final or trainer.accelerator.unwrap_model(trainer.model)
+        final = trainer.accelerator.unwrap_model(trainer.model) if final is None else final
         if cfg.save_kind == "adapter":
             save_adapter(final, tok, out, cfg.model, ids, cfg.mode, tied, reasoning=not cfg.no_reasoning)
         else:
