@@ -126,7 +126,8 @@ def run_trl(data: str, steps: int, bs: int, out: str) -> dict:
     model.train()
     args = SFTConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=bs, learning_rate=2e-4,
                      lr_scheduler_type="cosine", warmup_steps=0.02, max_length=512, save_strategy="no",
-                     logging_steps=steps, report_to="none", use_cpu=True, seed=0)
+                     logging_steps=steps, report_to="none", use_cpu=True, seed=0,
+                     bf16=False)  # fp32 as r2d (TRL's default turns bf16 autocast on, a slow path on this CPU)
     clock = cpu_clock()
     t = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lora_config(),
                    callbacks=[clock])
