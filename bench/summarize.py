@@ -29,7 +29,7 @@ def _commit(d: dict) -> str:
     return f"`{str(prov.get('git_commit', '?'))[:12]}`, {str(prov.get('time', '?'))[:16]}"
 
 
-TRAIN_ARMS = {"trl": "TRL `SFTTrainer` (its defaults: activation checkpointing on; no CPO, no new-token rows)",
+TRAIN_ARMS = {"trl": "TRL `SFTTrainer` (activation checkpointing on, its default; fp32; no CPO, no new-token rows)",
               "r2d": "r2d `R2DTrainer` (its defaults: checkpointing off; SwaRD + CPO, new-token rows)",
               "r2d-ckpt": "r2d, `gradient_checkpointing: true` (every layer, as TRL)",
               "r2d-ckpt-every2": "r2d, `gradient_checkpointing: true`, `gradient_checkpointing_every: 2`",
@@ -64,7 +64,8 @@ def train(d: dict) -> list[str]:
         out.append(f"Defaults: speed r2d/TRL **{d['speed_ratio_r2d_over_trl']:.2f}×**, peak RSS r2d/TRL "
                    f"**{d['rss_ratio_r2d_over_trl']:.2f}×**.")
     else:
-        out.append(f"Meeting the target: {', '.join(d['meeting_target']) or 'none'}.")
+        out.append(f"Meeting the target: {', '.join(d['meeting_target']) or 'none'}. Wall-clock ratios (not compared, "
+                   "shared CPU): " + ", ".join(f"{k} {q['wall_speed_ratio']:.2f}x" for k, q in ratios.items()) + ".")
     return out + [f"(Target: {d['target']}.)", ""]
 
 
