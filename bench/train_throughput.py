@@ -6,7 +6,11 @@ projections; r2d also trains the new token rows, TRL cannot: see ``lora_config``
 own subprocess so peak RSS is measured fairly. Tokens/s = non-pad tokens in the trained batches /
 the Trainer's ``train_runtime``. Writes ``bench/results/train_throughput.json``.
 
-    python bench/train_throughput.py [--steps 10] [--batch-size 4]
+    OMP_NUM_THREADS=1 python bench/train_throughput.py [--steps 10] [--batch-size 4] [--arms trl,r2d,...]
+
+Arms run one at a time, each in a fresh process. Speed is compared in tokens per CPU second of the training
+loop by default (``--speed wall``: per wall second, as the Trainer's train_runtime); wall time on a shared CPU
+follows the other jobs. Set OMP_NUM_THREADS=1 there (recorded in the JSON with the load average).
 """
 
 from __future__ import annotations
@@ -61,17 +65,52 @@ def lora_config():
                       task_type="CAUSAL_LM")
 
 
-def run_r2d(data: str, steps: int, bs: int, out: str, checkpointing: bool = False) -> dict:
+def cpu_clock():
+    """A TrainerCallback recording the process CPU time (all threads, user + system) spent between
+    the start and the end of training: the work a trainer does, which on a shared CPU stays put while
+    wall time follows the other jobs' load."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class CpuClock(TrainerCallback):
+        start = end = None
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.start = time.process_time()
+
+        def on_train_end(self, args, state, control, **kw):
+            self.end = time.process_time()
+
+        @property
+        def seconds(self) -> float:
+            return self.end - self.start
+
+    return CpuClock()
+
+
+R2D_ARMS = {  # arm -> TrainConfig overrides (everything else: r2d's defaults, CPO and new-token rows on)
+    "r2d": {},
+    "r2d-ckpt": {"gradient_checkpointing": True},
+    "r2d-ckpt-every2": {"gradient_checkpointing": True, "gradient_checkpointing_every": 2},
+    "r2d-ckpt-every3": {"gradient_checkpointing": True, "gradient_checkpointing_every": 3},
+}
+
+
+def run_r2d(data: str, steps: int, bs: int, out: str, over: dict) -> dict:
     from r2d.training.config import TrainConfig
     from r2d.training.trainer import train
 
     cfg = TrainConfig(data=data, output=out, max_steps=steps, batch_size=bs, save_steps=10**6, logging_steps=steps,
-                      resume=False, gradient_checkpointing=checkpointing)
-    t = train(cfg)
+                      resume=False, **over)
+    assert cfg.cpo and cfg.mode == "lora", "the target is measured with CPO and the new-token rows on"
+    clock = cpu_clock()
+    t = train(cfg, callbacks=[clock])
     seen = steps * bs
     lengths = [len(x["input_ids"]) for x in t.train_dataset.items]
     assert seen == len(lengths), "bench expects exactly one epoch"
-    return {"tokens": sum(lengths), "train_runtime": t.state.log_history[-1]["train_runtime"]}
+    return {"tokens": sum(lengths), "train_runtime": t.state.log_history[-1]["train_runtime"],
+            "train_cpu_s": clock.seconds}
 
 
 def run_trl(data: str, steps: int, bs: int, out: str) -> dict:
@@ -87,12 +126,16 @@ def run_trl(data: str, steps: int, bs: int, out: str) -> dict:
     model.train()
     args = SFTConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=bs, learning_rate=2e-4,
                      lr_scheduler_type="cosine", warmup_steps=0.02, max_length=512, save_strategy="no",
-                     logging_steps=steps, report_to="none", use_cpu=True, seed=0)
-    t = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lora_config())
+                     logging_steps=steps, report_to="none", use_cpu=True, seed=0,
+                     bf16=False)  # fp32 as r2d (TRL's default turns bf16 autocast on, a slow path on this CPU)
+    clock = cpu_clock()
+    t = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lora_config(),
+                   callbacks=[clock])
     lengths = [len(x) for x in t.train_dataset["input_ids"]]
     assert steps * bs == len(lengths), "bench expects exactly one epoch"
     t.train()
-    return {"tokens": sum(lengths), "train_runtime": t.state.log_history[-1]["train_runtime"]}
+    return {"tokens": sum(lengths), "train_runtime": t.state.log_history[-1]["train_runtime"],
+            "train_cpu_s": clock.seconds}
 
 
 def worker(which: str, data: str, steps: int, bs: int) -> None:
@@ -103,17 +146,27 @@ def worker(which: str, data: str, steps: int, bs: int) -> None:
         if which == "trl":
             res = run_trl(data, steps, bs, out)
         else:
-            res = run_r2d(data, steps, bs, out, checkpointing=which == "r2d-ckpt")
-    res["tokens_per_s"] = res["tokens"] / res["train_runtime"]
+            res = run_r2d(data, steps, bs, out, R2D_ARMS[which])
+    res["torch_threads"] = torch.get_num_threads()
+    res["tokens_per_s"] = res["tokens"] / res["train_runtime"]  # wall clock
+    res["tokens_per_cpu_s"] = res["tokens"] / res["train_cpu_s"]
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(res), flush=True)
+
+
+SPEED = {"cpu": "tokens_per_cpu_s", "wall": "tokens_per_s"}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--worker", choices=["r2d", "r2d-ckpt", "trl"])
+    ap.add_argument("--arms", default="trl,r2d,r2d-ckpt,r2d-ckpt-every2",
+                    help=f"comma-separated, run one at a time in this order: trl and any of {', '.join(R2D_ARMS)}")
+    ap.add_argument("--speed", choices=list(SPEED), default="cpu",
+                    help="what the speed ratio compares: tokens per CPU second of the training loop (default; stable "
+                         "on a shared CPU, with OMP_NUM_THREADS=1 equal to wall time on an idle one) or per wall second")
+    ap.add_argument("--worker", choices=["trl", *R2D_ARMS])
     ap.add_argument("--data")
     a = ap.parse_args()
     if a.worker:
@@ -121,11 +174,14 @@ def main() -> None:
     from r2d.data.io import write_jsonl
     from r2d.provenance import base_provenance, sha256_file
 
+    arms = a.arms.split(",")
+    if "trl" not in arms or any(x not in R2D_ARMS for x in arms if x != "trl"):
+        raise SystemExit(f"--arms: needs trl and arms among {', '.join(R2D_ARMS)}")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = str(Path(tmp) / "train.jsonl")
         write_jsonl(data, make_rows(a.steps * a.batch_size))
-        for which in ("trl", "r2d", "r2d-ckpt"):
+        for which in arms:
             env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}
             p = subprocess.run([sys.executable, __file__, "--worker", which, "--data", data, "--steps", str(a.steps),
                                 "--batch-size", str(a.batch_size)], capture_output=True, text=True, env=env)
@@ -135,25 +191,30 @@ def main() -> None:
             results[which] = json.loads(line[-1][7:])
             print(which, results[which], flush=True)
         data_sha = sha256_file(data)
-    ratio = results["r2d"]["tokens_per_s"] / results["trl"]["tokens_per_s"]
-    rss = results["r2d"]["peak_rss_mb"] / results["trl"]["peak_rss_mb"]
-    # TRL's SFTConfig turns activation checkpointing ON by default; r2d's TrainConfig leaves it off (faster,
-    # more memory). "matched" compares r2d with checkpointing on, i.e. the same memory/speed trade as TRL.
-    m_ratio = results["r2d-ckpt"]["tokens_per_s"] / results["trl"]["tokens_per_s"]
-    m_rss = results["r2d-ckpt"]["peak_rss_mb"] / results["trl"]["peak_rss_mb"]
+    trl, speed = results["trl"], SPEED[a.speed]
+    ratios = {k: {"speed_ratio": v[speed] / trl[speed], "wall_speed_ratio": v["tokens_per_s"] / trl["tokens_per_s"],
+                  "cpu_speed_ratio": v["tokens_per_cpu_s"] / trl["tokens_per_cpu_s"],
+                  "rss_ratio": v["peak_rss_mb"] / trl["peak_rss_mb"]}
+              for k, v in results.items() if k != "trl"}
+    for r in ratios.values():
+        r["meets_target"] = r["speed_ratio"] >= 0.97 and r["rss_ratio"] <= 1.0
     report = {**base_provenance(), "model": "smollm2-135m", "steps": a.steps, "batch_size": a.batch_size,
-              "data_sha256": data_sha, "results": results, "speed_ratio_r2d_over_trl": ratio,
-              "rss_ratio_r2d_over_trl": rss, "matched_checkpointing": {"speed_ratio": m_ratio, "rss_ratio": m_rss},
-              "note": "trl = SFTTrainer defaults (activation checkpointing on); r2d = TrainConfig defaults "
-                      "(checkpointing off); r2d-ckpt = r2d with gradient_checkpointing=True",
+              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "load_average_at_start": os.getloadavg(),
+              "speed_measure": SPEED[a.speed],
+              "data_sha256": data_sha, "arms": {k: R2D_ARMS.get(k, "SFTTrainer defaults") for k in results},
+              "results": results, "ratios_over_trl": ratios,
+              "meeting_target": [k for k, r in ratios.items() if r["meets_target"]],
+              "note": "trl = SFTTrainer defaults (activation checkpointing on; no CPO, no new-token rows); r2d arms = "
+                      "TrainConfig defaults (SwaRD + CPO, LoRA + new-token rows) with the overrides in 'arms'",
               "target": "speed ratio >= 0.97, rss ratio <= 1.0"}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{'':28} {'tokens/s':>10} {'peak RSS MB':>12}")
+    print(f"{'':20} {'tok/CPU-s':>10} {'tok/wall-s':>10} {'peak RSS MB':>12} {'speed/TRL':>10} {'RSS/TRL':>8}")
     for k, v in results.items():
-        print(f"{k:28} {v['tokens_per_s']:>10.1f} {v['peak_rss_mb']:>12.0f}")
-    print(f"r2d/trl (defaults) tokens/s ratio {ratio:.3f}, peak RSS ratio {rss:.3f}; matched checkpointing: "
-          f"{m_ratio:.3f}, {m_rss:.3f} -> {OUT}")
+        r = ratios.get(k, {"speed_ratio": 1.0, "rss_ratio": 1.0})
+        print(f"{k:20} {v['tokens_per_cpu_s']:>10.1f} {v['tokens_per_s']:>10.1f} {v['peak_rss_mb']:>12.0f} "
+              f"{r['speed_ratio']:>10.3f} {r['rss_ratio']:>8.3f}")
+    print(f"meeting the target (speed >= 0.97x, RSS <= 1.0x TRL): {report['meeting_target'] or 'none'} -> {OUT}")
 
 
 if __name__ == "__main__":

@@ -15,15 +15,16 @@ def _reference_loss(model, batch, pivots, rethink):
     return out.loss + pivot_stats(out.logits, batch["labels"], pivots, rethink).cpo
 
 
-@pytest.mark.parametrize("mode,rows,head_last", [("lora", 7, True), ("rows", 256, True), ("full", 5, True),
-                                                 ("lora", 7, False)])
-def test_chunked_loss_equals_full_logits(tmp_path, mode, rows, head_last):
+@pytest.mark.parametrize("mode,rows,head_last,tie", [("lora", 7, True, True), ("rows", 256, True, True),
+                                                     ("full", 5, True, True), ("lora", 7, False, True),
+                                                     ("lora", 7, True, False), ("rows", 9, True, False)])
+def test_chunked_loss_equals_full_logits(tmp_path, mode, rows, head_last, tie):
     from r2d.models import load_model
     from r2d.pivots import pivot_ids
     from r2d.testing import save_tiny
     from r2d.training.collate import PadCollator, SwardDataset
 
-    model, tok = load_model(save_tiny(tmp_path / "tiny"), dtype="float32", device=None, expand=True)  # as training
+    model, tok = load_model(save_tiny(tmp_path / "tiny", tie=tie), dtype="float32", device=None, expand=True)
     cfg = TrainConfig(mode=mode, lora_r=4, lora_alpha=8, output=str(tmp_path / "out"), report_to="none")
     model = wrap_model(model, cfg, list(pivot_ids(tok).all)).train()
     torch.manual_seed(1)

@@ -112,3 +112,22 @@ def test_unknown_reduction_is_an_error():
     logits, labels = _hand_batch()
     with pytest.raises(ValueError, match="cpo_reduction"):
         pivot_stats(logits, labels, PIV, reduction="sum")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("reduction,rethink", [("per_class", False), ("pooled", False), ("per_class", True)])
+def test_cpo_with_global_counts_splits_a_batch_exactly(reduction, rethink):
+    """Data parallelism: each process divides its sums by the counts over all processes, so the
+    processes' terms add up to the term of the whole batch, however unevenly the classes fall. With
+    each process's own counts (plain means) they do not."""
+    torch.manual_seed(0)
+    z, cls = torch.randn(11, 3), torch.tensor([0, 0, 0, 0, 0, 1, 2, 1, 1, 2, 0])
+    whole, _ = cpo_loss(z, cls, rethink, reduction)
+    parts = [(z[:5], cls[:5]), (z[5:], cls[5:])]  # the first part has only [SAFE]
+    counts = [int((cls == c).sum()) for c in range(3 if rethink else 2)]
+    split = sum(cpo_loss(zp, cp, rethink, reduction, counts=counts)[0] for zp, cp in parts)
+    assert torch.allclose(split, whole, atol=1e-6)
+    mean_of_means = sum(cpo_loss(zp, cp, rethink, reduction)[0] for zp, cp in parts) / 2
+    assert not torch.allclose(mean_of_means, whole, atol=1e-3)

@@ -165,3 +165,26 @@ def test_cli_end_to_end_and_errors(job, tmp_path, capsys):
     bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
     assert main(["train", "--model", cfg.model, "--data", str(bad), "--output", str(tmp_path / "x")]) == 2
     assert "bad.jsonl:1" in capsys.readouterr().err
+
+
+def test_partial_gradient_checkpointing_checkpoints_every_nth_layer_and_changes_no_number(tmp_path, job):
+    """gradient_checkpointing_every: 2 recomputes layers 0 and 2 of 4 (1 and 3 keep their activations);
+    the trained weights equal a run without checkpointing (it trades memory for time, nothing else)."""
+    from r2d.testing import save_tiny
+
+    model = save_tiny(tmp_path / "tiny4", layers=4)
+    runs = {}
+    for name, kw in {"plain": {}, "half": {"gradient_checkpointing": True, "gradient_checkpointing_every": 2}}.items():
+        t = train(job(out=name, model=model, max_steps=2, **kw))
+        layers = t.accelerator.unwrap_model(t.model).get_base_model().model.layers
+        runs[name] = ([bool(getattr(layer, "gradient_checkpointing", False)) for layer in layers],
+                      {n: p.detach().clone() for n, p in t.model.named_parameters() if p.requires_grad})
+    assert runs["half"][0] == [True, False, True, False]
+    assert runs["plain"][0] == [False] * 4
+    for n, p in runs["plain"][1].items():
+        assert torch.allclose(p, runs["half"][1][n], atol=1e-6), n
+
+
+def test_gradient_checkpointing_every_must_be_positive():
+    with pytest.raises(ValueError, match="gradient_checkpointing_every"):
+        TrainConfig(gradient_checkpointing_every=0)

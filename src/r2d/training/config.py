@@ -52,7 +52,10 @@ class TrainConfig:
     group_by_length: bool = _f(True, "batch examples of similar length (less padding)")
     seed: int = _f(0, "random seed")
     dtype: str = _f("auto", "auto (bf16 on CUDA if supported, else fp32), float32 or bfloat16")
-    gradient_checkpointing: bool = _f(False, "trade compute for memory")
+    gradient_checkpointing: bool = _f(False, "trade compute for memory (recompute decoder layers in the backward)")
+    gradient_checkpointing_every: int = _f(1, "with gradient_checkpointing: checkpoint every N-th decoder layer only "
+                                           "(1: all; 2: half of them...), the others keep their activations: "
+                                           "back some speed for memory the full checkpointing would leave unused")
     # checkpoints and logging
     save_steps: int = _f(50, "write a checkpoint every N steps (resumed automatically)")
     save_total_limit: int = _f(2, "keep at most this many checkpoints")
@@ -73,6 +76,8 @@ class TrainConfig:
             raise ValueError(f"cpo_reduction: expected per_class or pooled, got {self.cpo_reduction!r}")
         if self.no_reasoning:  # nothing to contrast and nothing to open: forced, recorded in the saved config
             self.cpo, self.think_in_prompt = False, False
+        if self.gradient_checkpointing_every < 1:
+            raise ValueError(f"gradient_checkpointing_every: must be at least 1, got {self.gradient_checkpointing_every}")
         if self.max_seq_len < 8:
             raise ValueError(f"max_seq_len: must be at least 8, got {self.max_seq_len}")
 

@@ -86,18 +86,23 @@ def cpo_margins(z: torch.Tensor, cls: torch.Tensor, rethink: bool = False) -> li
 
 
 def cpo_loss(z: torch.Tensor, cls: torch.Tensor, rethink: bool = False,
-             reduction: str = "per_class") -> tuple[torch.Tensor, int]:
+             reduction: str = "per_class", counts: list[int] | None = None) -> tuple[torch.Tensor, int]:
     """The CPO term over pivot columns ``z`` [n, 3] with classes ``cls`` [n] (and how many positions
-    were contrasted); ``reduction`` per_class or pooled (module docstring)."""
+    were contrasted); ``reduction`` per_class or pooled (module docstring). ``counts``: the number of
+    positions per class ([SAFE], [UNSAFE][, [RETHINK]]) to divide the sums by; by default this batch's
+    own (plain means). Data-parallel training passes the counts over all processes' batches, so
+    that the processes' terms add up to the one-process term of the global batch."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"cpo_reduction: expected per_class or pooled, got {reduction!r}")
-    margins = [m for m in cpo_margins(z, cls, rethink) if m.numel()]
-    if not margins:
-        return z.sum() * 0.0, 0
+    margins = cpo_margins(z, cls, rethink)
     n = sum(int(m.numel()) for m in margins)
+    if not n:
+        return z.sum() * 0.0, 0
+    counts = [int(m.numel()) for m in margins] if counts is None else [int(c) for c in counts]
+    sums = [-F.logsigmoid(m).sum() for m in margins]
     if reduction == "pooled":
-        return -F.logsigmoid(torch.cat(margins)).mean(), n
-    return sum(-F.logsigmoid(m).mean() for m in margins), n
+        return sum(sums) / sum(counts), n
+    return sum(s / c for s, c, m in zip(sums, counts, margins) if m.numel()), n
 
 
 def pivot_stats(logits: torch.Tensor, labels: torch.Tensor, pivots: tuple[int, int, int],

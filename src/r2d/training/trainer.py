@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -17,8 +17,12 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from r2d.pivots import pivot_ids, template_opens_think
 from r2d.training.config import TrainConfig
-from r2d.training.losses import head_ce_and_pivot_columns, pivot_stats, pivot_targets, stats_from_columns
+from r2d.training.distributed import (device_args, embeddings_hidden, enable_cpu_fsdp, fit_fsdp_plugin,
+                                        global_counts, shard_shared_embeddings)
+from r2d.training.losses import (cpo_loss, head_ce_and_pivot_columns, pivot_stats, pivot_targets,
+                                 stats_from_columns)
 from r2d.training.saving import is_tied
+from r2d.training.token_rows import token_rows_head
 
 CONFIG_FILE = "r2d_train_config.yaml"
 META_FILE = "r2d_train_meta.json"
@@ -73,6 +77,20 @@ class R2DTrainer(Trainer):
         text_cfg = self.accelerator.unwrap_model(self.model).config.get_text_config()
         self._head_is_last_op = not any(getattr(text_cfg, k, None) is not None for k in LOGIT_TRANSFORMS)
 
+    def create_accelerator_and_postprocess(self) -> None:
+        """As the Trainer's, plus FSDP on CPU processes (``r2d.training.distributed``)."""
+        super().create_accelerator_and_postprocess()
+        if enable_cpu_fsdp(self.accelerator):
+            self.is_fsdp_enabled = True
+        self._embeddings_presharded = False
+        if self.is_fsdp_enabled:
+            fit_fsdp_plugin(self.accelerator.state.fsdp_plugin, self.model)
+            self._embeddings_presharded = shard_shared_embeddings(self.model, self.accelerator.state.fsdp_plugin)
+
+    def _prepare_for_training(self, *args, **kwargs):
+        with embeddings_hidden(self.model) if self._embeddings_presharded else nullcontext():
+            return super()._prepare_for_training(*args, **kwargs)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Mean CE over label tokens + CPO, with the LM head applied only at positions whose next
         token is a label, a chunk at a time (``head_ce_and_pivot_columns``): the full fp32
@@ -88,11 +106,15 @@ class R2DTrainer(Trainer):
                 hidden = model(**feed, logits_to_keep=keep).logits  # [n, hidden]
         else:  # the model transforms logits after its head: let it apply the head (kept positions only)
             hidden, head = model(**feed, logits_to_keep=keep).logits, None
+        head = None if head is None else token_rows_head(head)
         ce_sum, z = head_ce_and_pivot_columns(hidden, targets, self.pivots, head, self.head_rows)
         ce = ce_sum / max(len(targets), 1)
         hit, cls = pivot_targets(targets, self.pivots)
         st = stats_from_columns(z[hit], cls, self.cpo_rethink, self.cpo_reduction)
-        loss = ce + self.cpo_weight * st.cpo if self.cpo else ce
+        if model.training and self.accelerator.num_processes > 1:
+            loss = self._data_parallel_loss(ce_sum, len(targets), z[hit], cls)
+        else:
+            loss = ce + self.cpo_weight * st.cpo if self.cpo else ce
         if model.training:
             a = self._acc
             a["ce"] += float(ce.detach())
@@ -101,6 +123,23 @@ class R2DTrainer(Trainer):
             a["piv"] += st.n_pivots
             a["ok"] += st.n_correct
         return (loss, {"loss": loss, "pivot_logits": z}) if return_outputs else loss
+
+    def _data_parallel_loss(self, ce_sum: torch.Tensor, n_targets: int, z: torch.Tensor,
+                            cls: torch.Tensor) -> torch.Tensor:
+        """This process's share of the global batch's loss: the sums divided by the label-token and
+        pivot counts over all processes, times the process count (DDP and FSDP average gradients).
+        The processes' gradients then average to the one-process gradient of the global batch, whatever
+        the length and pivot mix of each process's batch (per-process means would weight a token by
+        its batch's size)."""
+        local = [n_targets] + [int((cls == c).sum()) for c in range(3)]
+        total = global_counts(self.accelerator, torch.tensor(local, device=z.device)).tolist()
+        world = self.accelerator.num_processes
+        loss = ce_sum * (world / max(total[0], 1))
+        if self.cpo:
+            counts = total[1:4] if self.cpo_rethink else total[1:3]
+            cpo, _ = cpo_loss(z, cls, self.cpo_rethink, self.cpo_reduction, counts=counts)
+            loss = loss + self.cpo_weight * world * cpo
+        return loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         a = self._acc
@@ -124,7 +163,8 @@ class R2DTrainer(Trainer):
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         """PEFT checkpoints without the full (resized) embedding matrices: the base is rebuilt on
-        resume and the new-token rows live in the adapter's trainable-token deltas."""
+        resume and the new-token rows live in the adapter's trainable-token deltas. ``state_dict``
+        (FSDP: gathered on rank 0) is the source of the adapter weights when given."""
         from peft import PeftModel
 
         model = self.accelerator.unwrap_model(self.model)
@@ -133,7 +173,8 @@ class R2DTrainer(Trainer):
         output_dir = output_dir or self.args.output_dir
         if self.args.should_save:
             os.makedirs(output_dir, exist_ok=True)
-            model.save_pretrained(output_dir, save_embedding_layers=False)
+            # under FSDP the Trainer gathers the full state dict (its parameters are shards)
+            model.save_pretrained(output_dir, save_embedding_layers=False, state_dict=state_dict)
             if self.processing_class is not None:
                 self.processing_class.save_pretrained(output_dir)
             torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
@@ -174,10 +215,11 @@ def training_args(cfg: TrainConfig, **over) -> TrainingArguments:
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         dataloader_num_workers=0,
         disable_tqdm=False, logging_first_step=True,
-        use_cpu=not torch.cuda.is_available(),  # also makes torchrun/accelerate on CPU use gloo DDP
+        **device_args(),
     )
     if cfg.gradient_checkpointing:
         kw["activation_checkpointing"] = True
+        kw["activation_checkpointing_kwargs"] = {"every_n_layers": cfg.gradient_checkpointing_every}
     kw.update(over)
     return TrainingArguments(**kw)
 
@@ -204,6 +246,21 @@ def pivot_accuracy(model, dataset, pivots: tuple[int, int, int], batch_size: int
         ok, n = ok + st.n_correct, n + st.n_pivots
     model.train(was_training)
     return ok / n if n else float("nan")
+
+
+def gathered_model(trainer: R2DTrainer, cfg: TrainConfig, ids: list[int]):
+    """Under FSDP: the trained model as one plain (unsharded) module on rank 0, None elsewhere, so the
+    usual adapter / merged saving runs on it unchanged. Every rank must call it (the full state dict
+    is gathered); rank 0 rebuilds the model as ``train`` built it and loads that state dict."""
+    from r2d.models import load_model
+
+    state = trainer.accelerator.get_state_dict(trainer.model)
+    if not trainer.is_world_process_zero():
+        return None
+    model, _ = load_model(cfg.model, dtype="float32", device=None, expand=True)
+    model = wrap_model(model, cfg, ids)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
 
 
 def train(cfg: TrainConfig, callbacks: list | None = None) -> R2DTrainer:
@@ -246,8 +303,9 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> R2DTrainer:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / CONFIG_FILE)
     result = trainer.train(resume_from_checkpoint=last)
+    final = gathered_model(trainer, cfg, ids) if trainer.is_fsdp_enabled else None  # collective under FSDP
     if trainer.is_world_process_zero():
-        final = trainer.accelerator.unwrap_model(trainer.model)
+        final = trainer.accelerator.unwrap_model(trainer.model) if final is None else final
         if cfg.save_kind == "adapter":
             save_adapter(final, tok, out, cfg.model, ids, cfg.mode, tied, reasoning=not cfg.no_reasoning)
         else:
