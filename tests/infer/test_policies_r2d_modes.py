@@ -107,3 +107,18 @@ def test_r2d_n_gives_a_model_without_reasoning_no_more_tokens_than_plain_generat
     (c2,) = generate_with_policy(be2, [[{"role": "user", "content": "q"}]], GenParams(max_new_tokens=50), "r2d-n",
                                  words=30)
     assert len(be2.calls) == 1 and c2.completion_tokens <= 50 and c2.meta["r2d_n"]["no_reasoning"]
+
+
+def test_eval_samples_keep_the_r2d_n_record(tmp_path):
+    # samples.jsonl dropped every non-scalar meta value, so meta["r2d_n"] (words kept, cut, closed by the model)
+    # never reached the eval's samples although the docs point there
+    from r2d.cli import main
+
+    rules = tmp_path / "mock.json"
+    rules.write_text(json.dumps({"default": REPLY}))
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"id": 1, "goal": "hello"}) + "\n")
+    assert main(["eval", "--backend", "mock", "--model", str(rules), "--policy", "r2d-n", "--think-words", "10",
+                 "--prompts", str(inp), "--output", str(tmp_path / "ev")]) == 0
+    row = json.loads((tmp_path / "ev" / "samples.jsonl").read_text().splitlines()[0])
+    assert row["meta"]["r2d_n"] == {"budget_words": 10, "reasoning_words": 10, "cut": True, "closed_by_model": False}
