@@ -139,6 +139,23 @@ def words_table(words: list[dict], arms: list[str]) -> str:
             "and XSTest unsafe, benign = JBB benign and XSTest safe):\n\n" + table([""] + arms, rows))
 
 
+def cell_words_table(cells: list[dict], arms: list[str]) -> str:
+    """Words per reply on the same cases for every arm (JBB direct, harmful and benign): comparable even when
+    the arms' runs cover different attacks."""
+    rows = []
+    for subset in ("harmful", "benign"):
+        for field, label in (("reasoning_words", "reasoning words"), ("answer_words", "answer words"),
+                             ("words", "all words")):
+            r = [f"JBB {subset}, direct: {label}"]
+            for a in arms:
+                c = find(cells, a, "jbb", subset, "direct", "default")
+                r.append("–" if c is None or c.get(field + "_mean") is None
+                         else f"{c[field + '_mean']:.0f} ± {c[field + '_std']:.0f}")
+            rows.append(r)
+    return ("Words per reply on the same cases (JBB direct, 25 harmful / 25 benign), mean ± sd; `all words` is the whole "
+            "completion (reasoning and answer):\n\n" + table([""] + arms, rows))
+
+
 def mmlu_table(mmlu: dict) -> str:
     rows = []
     for label, m in mmlu.items():
@@ -179,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     arms = args.arms or list(dict.fromkeys(arm(c) for c in cells if c["benchmark"] in ("jbb", "xstest")))
     parts = []
     if any(c["benchmark"] == "jbb" and c.get("subset") == "harmful" for c in cells):
-        parts += [asr_tables(cells, arms), refusal_table(cells, arms), words_table(words, arms)]
+        parts += [asr_tables(cells, arms), refusal_table(cells, arms), cell_words_table(cells, arms),
+                  words_table(words, arms)]
     if mmlu:
         parts.append(mmlu_table(mmlu))
     h = helpfulness_table(cells)
