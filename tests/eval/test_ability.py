@@ -141,3 +141,22 @@ def test_alpaca_heldout_excludes_training_prompts(tmp_path, data_dir):
     assert registry.get("benchmark", "alpaca").decontam is False
     with pytest.raises(FileNotFoundError, match="exclude file"):
         registry.create("benchmark", "alpaca", exclude=str(tmp_path / "nope.jsonl")).load()
+
+
+def test_ability_only_config_gets_no_default_benchmark(tmp_path):
+    # `benchmarks: []` with `ability:` used to get a JBB benchmark injected (200 generations per model when
+    # only MMLU was asked for)
+    from r2d.cli import build_parser
+    from r2d.eval.cli import build_eval_config
+
+    cfg = tmp_path / "ability.yaml"
+    cfg.write_text("models:\n  - {label: base, model: smollm2-135m, backend: hf}\n"
+                   "ability:\n  mmlu: {n: 200}\nbenchmarks: []\n")
+    ec = build_eval_config(build_parser().parse_args(["eval", "--config", str(cfg)]))
+    assert ec.benchmarks == [] and ec.ability == {"mmlu": {"n": 200}}
+    ec = build_eval_config(build_parser().parse_args(["eval", "--benchmark", "mmlu", "--limit", "50"]))
+    assert ec.benchmarks == [] and ec.ability == {"mmlu": {"n": 50}}
+    # a config with neither still gets the single-cell default, and --benchmark still overrides
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("models:\n  - {label: base, model: smollm2-135m, backend: hf}\n")
+    assert build_eval_config(build_parser().parse_args(["eval", "--config", str(plain)])).benchmarks

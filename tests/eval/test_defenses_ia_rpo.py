@@ -84,3 +84,39 @@ def test_rpo_optimize_cli(tmp_path, data_dir, monkeypatch):
                  "--search-width", "8", "--topk", "8", "--suffix-len", "3", "--device", "cpu"]) == 0
     doc = json.loads(out.read_text())
     assert len(doc["training_prompts"]) == 2 and len(doc["losses"]) == 3 and doc["model"] == model_dir
+
+
+def test_rpo_optimize_checkpoints_every_step_and_resumes_as_if_uninterrupted(tmp_path, data_dir, monkeypatch):
+    # a long RPO search on a busy CPU used to be lost when killed: the JSON was written only at the end
+    import r2d.eval.attacks.gcg as gcg
+    from r2d.cli import main
+    from r2d.eval.rpo_cli import checkpoint_path
+    from r2d.testing import byte_tokenizer, save_tiny
+
+    model_dir = save_tiny(tmp_path / "tiny", tokenizer=byte_tokenizer())
+    flags = ["--model", model_dir, "--prompts", "2", "--steps", "3", "--search-width", "8", "--topk", "8",
+             "--suffix-len", "3", "--device", "cpu"]
+    whole = tmp_path / "whole.json"
+    assert main(["rpo", "optimize", "--output", str(whole), *flags]) == 0
+    real = gcg.token_search
+
+    def killed_after_step_1(*a, on_state=None, **k):
+        def keep(st):
+            on_state(st)
+            if len(st["losses"]) == 2:
+                raise KeyboardInterrupt
+        return real(*a, on_state=keep, **k)
+
+    out = tmp_path / "s.json"
+    monkeypatch.setattr(gcg, "token_search", killed_after_step_1)
+    assert main(["rpo", "optimize", "--output", str(out), *flags]) != 0  # the CLI reports the interrupt
+    ckpt = checkpoint_path(str(out))
+    assert not out.exists() and len(json.loads(ckpt.read_text())["state"]["losses"]) == 2
+    monkeypatch.setattr(gcg, "token_search", real)
+    # other settings: refused with one line, the checkpoint kept
+    assert main(["rpo", "optimize", "--output", str(out), *flags[:-6], "--topk", "4", *flags[-4:]]) == 2
+    assert ckpt.exists()
+    assert main(["rpo", "optimize", "--output", str(out), *flags]) == 0
+    a, b = json.loads(whole.read_text()), json.loads(out.read_text())
+    assert b["losses"] == a["losses"] and b["suffix"] == a["suffix"] and len(b["losses"]) == 4
+    assert not ckpt.exists()

@@ -90,3 +90,35 @@ def test_generate_and_eval_cli_accept_the_modes(tmp_path):
     res = json.loads((res_dir / "results.json").read_text())
     assert res["cells"][0]["policy"] == "r2d-n(words=10)"
     assert res["cells"][0]["reasoning_words_mean"] == 10 and res["words"][0]["reasoning_words_mean"] == 10
+
+
+def test_r2d_n_gives_a_model_without_reasoning_no_more_tokens_than_plain_generation():
+    # a model that opens no think block and is cut at the reasoning budget (3 x 30 + 16 = 106 tokens) is left to
+    # answer: its continuation gets the rest of max_new_tokens, not a fresh max_new_tokens (which made the
+    # base + R2D-n arm's replies up to 266 tokens long against the plain arm's 160)
+    long_plain = " ".join(f"a{i}" for i in range(300))
+    be = MockBackend(default=long_plain)
+    (c,) = generate_with_policy(be, [[{"role": "user", "content": "q"}]], GenParams(max_new_tokens=160), "r2d-n",
+                                words=30)
+    assert len(be.calls) == 2 and c.meta["r2d_n"]["no_reasoning"]
+    assert 150 <= c.completion_tokens <= 160 and c.finish_reason == "length"
+    # a reply already at the whole budget after the first call is not continued
+    be2 = MockBackend(default=long_plain)
+    (c2,) = generate_with_policy(be2, [[{"role": "user", "content": "q"}]], GenParams(max_new_tokens=50), "r2d-n",
+                                 words=30)
+    assert len(be2.calls) == 1 and c2.completion_tokens <= 50 and c2.meta["r2d_n"]["no_reasoning"]
+
+
+def test_eval_samples_keep_the_r2d_n_record(tmp_path):
+    # samples.jsonl dropped every non-scalar meta value, so meta["r2d_n"] (words kept, cut, closed by the model)
+    # never reached the eval's samples although the docs point there
+    from r2d.cli import main
+
+    rules = tmp_path / "mock.json"
+    rules.write_text(json.dumps({"default": REPLY}))
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"id": 1, "goal": "hello"}) + "\n")
+    assert main(["eval", "--backend", "mock", "--model", str(rules), "--policy", "r2d-n", "--think-words", "10",
+                 "--prompts", str(inp), "--output", str(tmp_path / "ev")]) == 0
+    row = json.loads((tmp_path / "ev" / "samples.jsonl").read_text().splitlines()[0])
+    assert row["meta"]["r2d_n"] == {"budget_words": 10, "reasoning_words": 10, "cut": True, "closed_by_model": False}

@@ -144,6 +144,22 @@ def letter_ids(tokenizer: Any) -> list[int]:
     return ids
 
 
+def _last_logits(model: Any, ids: Any, mask: Any, last: Any) -> Any:
+    """The logits at each row's ``last`` position, shape (batch, vocab). The vocabulary projection is computed
+    only there (``logits_to_keep``, one position per row) when the model supports it: the same numbers as
+    slicing the full logits, without a (batch x length x vocab) tensor (~1 GB at batch 16 for SmolLM2)."""
+    import torch
+
+    rows = torch.arange(ids.shape[0], device=ids.device)
+    try:
+        out = model(input_ids=ids, attention_mask=mask, logits_to_keep=last.unsqueeze(1)).logits
+    except TypeError:  # a model without logits_to_keep: slice the full logits
+        return model(input_ids=ids, attention_mask=mask).logits[rows, last]
+    if out.shape[1] == 1:
+        return out[:, 0]
+    return out[rows, last]  # the model ignored the argument and returned every position
+
+
 def score(model: Any, tokenizer: Any, rows: list[dict], batch_size: int = 16) -> list[dict]:
     """One forward pass per question: the log-probabilities of the four letters after ``Answer:``."""
     import torch
@@ -161,10 +177,10 @@ def score(model: Any, tokenizer: Any, rows: list[dict], batch_size: int = 16) ->
         width = max(map(len, enc))
         ids = torch.tensor([e + [pad] * (width - len(e)) for e in enc], device=device)
         mask = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in enc], device=device)
-        with torch.inference_mode():
-            logits = model(input_ids=ids, attention_mask=mask).logits
         last = torch.tensor([len(e) - 1 for e in enc], device=device)
-        logp = torch.log_softmax(logits[torch.arange(len(idx), device=device), last].float(), -1)[:, lids]
+        with torch.inference_mode():
+            final = _last_logits(model, ids, mask, last)
+        logp = torch.log_softmax(final.float(), -1)[:, lids]
         for row_i, i in enumerate(idx):
             lp = [float(x) for x in logp[row_i]]
             pred = LETTERS[max(range(4), key=lambda k: lp[k])]

@@ -125,7 +125,8 @@ def build_eval_config(args: argparse.Namespace):
         data["defenses"] = [_with_params(args.defense, args.defense_params)]
     if args.judge:
         data["judges"] = [_with_params(j, args.judge_params) for j in args.judge]
-    if args.benchmark or args.prompts or not data.get("benchmarks"):
+    # a config that only measures ability (``ability:``, ``benchmarks: []``) gets no default benchmark
+    if args.benchmark or args.prompts or not (data.get("benchmarks") or (args.config and data.get("ability"))):
         attacks = [_with_params(a, args.attack_params) for a in (args.attack or [])]
         if args.templates:
             attacks = [a for a in attacks if a != "template"] + [{"name": "template",

@@ -232,6 +232,10 @@ def last_user(messages: Chat) -> str:
     return next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
 
 
+def _scalar(v: Any) -> bool:
+    return isinstance(v, (str, int, float, bool, type(None)))
+
+
 def sample_row(key: str, model: ModelSpec, defense: Spec, bench: BenchSpec, attack: Spec, case: TestCase,
                c: Completion) -> dict:
     raw = c.meta.get("raw_text", c.full_text) if c.error is None else ""
@@ -239,7 +243,9 @@ def sample_row(key: str, model: ModelSpec, defense: Spec, bench: BenchSpec, atta
     answer = visible_answer(visible) if c.error is None else ""
     parsed = parse(raw)
     b = case.behavior
-    meta = {k: v for k, v in c.meta.items() if k != "raw_text" and isinstance(v, (str, int, float, bool, type(None)))}
+    # scalars, and flat records of scalars (the R2D-n record ``r2d_n``); never tensors or long arrays
+    meta = {k: v for k, v in c.meta.items() if k != "raw_text" and (_scalar(v) or (
+        isinstance(v, dict) and all(isinstance(x, str) and _scalar(y) for x, y in v.items())))}
     return {"key": key, "model": model.label, "model_path": model.model, "backend": model.backend,
             "defense": defense.label, "policy": model.policy_label, "benchmark": bench.spec.label,
             "split": bench.subset,

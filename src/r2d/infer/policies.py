@@ -241,20 +241,25 @@ class ConcludeReasoning(Policy):
         first = backend.generate(chats, dataclasses.replace(
             params, max_new_tokens=self.reasoning_tokens(params), stop=[*params.stop, THINK_CLOSE]))
         out: list[Completion | None] = [None] * len(chats)
-        todo: list[tuple[int, str, dict]] = []
+        # second calls grouped by their token budget: the answer after a concluded reasoning gets the full
+        # max_new_tokens; a model that opened no think block only the rest of it (as if generated in one go)
+        todo: dict[int, list[tuple[int, str, dict]]] = {}
         for i, c in enumerate(first):
             if c.error is not None:
                 out[i] = c
                 continue
             prefill, info = self.conclude(c)
-            if prefill is None:
+            budget = params.max_new_tokens
+            if info.get("no_reasoning"):
+                budget -= c.completion_tokens or 0
+            if prefill is None or budget < 1:
                 out[i] = dataclasses.replace(c, meta={**c.meta, "r2d_n": info})
             else:
-                todo.append((i, prefill, info))
-        if todo:
-            prefilled = [[*chats[i], {"role": "assistant", "content": pre}] for i, pre, _ in todo]
-            second = backend.generate(prefilled, params)
-            for (i, pre, info), c2 in zip(todo, second):
+                todo.setdefault(budget, []).append((i, prefill, info))
+        for budget, items in todo.items():
+            prefilled = [[*chats[i], {"role": "assistant", "content": pre}] for i, pre, _ in items]
+            second = backend.generate(prefilled, dataclasses.replace(params, max_new_tokens=budget))
+            for (i, pre, info), c2 in zip(items, second):
                 c1 = first[i]
                 if c2.error is not None:
                     out[i] = c2

@@ -76,14 +76,16 @@ def gcg_prompt(tok: Any, request: str, target: str) -> SearchPrompt:
 
 def token_search(model: Any, tok: Any, prompts: list[SearchPrompt], suffix_len: int, steps: int,
                  search_width: int, topk: int, seed: int, batch_size: int = 16, allowed: Any = None,
-                 init: str = " !", on_step: Any = None) -> dict:
+                 init: str = " !", on_step: Any = None, state: dict | None = None, on_state: Any = None) -> dict:
     """Greedy coordinate-gradient search (Zou et al. 2023) for a ``suffix_len``-token string that
     minimises the mean target loss over ``prompts`` (one prompt: GCG; many: a universal suffix, as RPO
     optimises its defensive suffix). Each step: one-hot gradient of the loss w.r.t. the suffix tokens,
     top-k allowed tokens per position, ``search_width`` random single-token swaps scored exactly, keep
     the best. Candidates that do not survive decode/re-encode are dropped. Returns the best suffix
     (decoded), its loss, the per-step loss trajectory and the suffix ids. ``on_step(step, loss, best)``
-    is called after each step (progress for long searches)."""
+    is called after each step (progress for long searches). ``on_state(state)`` gets, after each step, the
+    search state (current and best ids, best loss, trajectory, random-generator state): passed back as
+    ``state``, the search continues from it as if never interrupted (the trajectory counts toward ``steps``)."""
     import torch
     import torch.nn.functional as F
 
@@ -115,12 +117,25 @@ def token_search(model: Any, tok: Any, prompts: list[SearchPrompt], suffix_len: 
             total += torch.cat(out)
         return total / len(parts)
 
-    cur = fixed(suffix)
-    best_ids, best_loss, trajectory = cur.clone(), float(losses(cur[None])[0]), []
-    trajectory.append(best_loss)
-    if on_step is not None:
-        on_step(0, best_loss, best_loss)
-    for _ in range(steps):
+    def snapshot() -> dict:
+        return {"cur": cur.tolist(), "best_ids": best_ids.tolist(), "best_loss": best_loss,
+                "losses": list(trajectory), "rng": gen.get_state().tolist()}
+
+    if state is not None:
+        cur, best_ids = fixed(state["cur"]), fixed(state["best_ids"])
+        best_loss, trajectory = float(state["best_loss"]), [float(x) for x in state["losses"]]
+        gen.set_state(torch.tensor(state["rng"], dtype=torch.uint8))
+        if len(cur) != suffix_len or not trajectory:
+            raise ValueError(f"token search: saved state has a {len(cur)}-token suffix, asked for {suffix_len}")
+    else:
+        cur = fixed(suffix)
+        best_ids, best_loss, trajectory = cur.clone(), float(losses(cur[None])[0]), []
+        trajectory.append(best_loss)
+        if on_step is not None:
+            on_step(0, best_loss, best_loss)
+        if on_state is not None:
+            on_state(snapshot())
+    for _ in range(max(0, steps - (len(trajectory) - 1))):
         onehot = F.one_hot(cur, vocab).to(embed.weight.dtype).requires_grad_(True)
         grad = torch.zeros_like(onehot)
         with torch.enable_grad():
@@ -148,6 +163,8 @@ def token_search(model: Any, tok: Any, prompts: list[SearchPrompt], suffix_len: 
                 best_loss, best_ids = float(cl[j]), cur.clone()
         if on_step is not None:
             on_step(len(trajectory) - 1, trajectory[-1], best_loss)
+        if on_state is not None:
+            on_state(snapshot())
     return {"suffix": tok.decode(best_ids.tolist()), "loss": best_loss, "losses": trajectory,
             "suffix_ids": best_ids.tolist()}
 

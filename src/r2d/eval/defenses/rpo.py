@@ -49,8 +49,10 @@ def training_prompts(n: int = 8, seed: int = 0, max_template_words: int | None =
 
 def optimize_rpo(model: Any, tok: Any, prompts: list[str], target: str = REFUSAL_TARGET, suffix_len: int = 12,
                  steps: int = 10, search_width: int = 32, topk: int = 32, seed: int = 0, batch_size: int = 16,
-                 on_step: Any = None) -> dict:
-    """Search a ``suffix_len``-token suffix that minimises the mean refusal loss over ``prompts``."""
+                 on_step: Any = None, state: dict | None = None, on_state: Any = None) -> dict:
+    """Search a ``suffix_len``-token suffix that minimises the mean refusal loss over ``prompts``.
+    ``on_state`` / ``state``: checkpoint the search after each step and continue from a checkpoint
+    (``seconds`` then counts the earlier runs too: the checkpoint carries them)."""
     from r2d.eval.attacks.base import user
     from r2d.eval.attacks.gcg import SLOT, search_prompt, token_search
     from r2d.eval.attacks.whitebox import answer_target
@@ -60,9 +62,15 @@ def optimize_rpo(model: Any, tok: Any, prompts: list[str], target: str = REFUSAL
     loss_target = answer_target(tok, target)
     sps = [search_prompt(tok, user(f"{p}{SLOT}"), loss_target) for p in prompts]
     t0 = time.perf_counter()
-    r = token_search(model, tok, sps, suffix_len, steps, search_width, topk, seed, batch_size, on_step=on_step)
+    before = float((state or {}).get("seconds", 0.0))
+    save = None
+    if on_state is not None:
+        def save(st: dict) -> None:
+            on_state({**st, "seconds": round(before + time.perf_counter() - t0, 2)})
+    r = token_search(model, tok, sps, suffix_len, steps, search_width, topk, seed, batch_size, on_step=on_step,
+                     state=state, on_state=save)
     return {"suffix": r["suffix"], "suffix_ids": r["suffix_ids"], "loss": r["loss"], "losses": r["losses"],
-            "loss_before": r["losses"][0], "seconds": round(time.perf_counter() - t0, 2), "target": target,
+            "loss_before": r["losses"][0], "seconds": round(before + time.perf_counter() - t0, 2), "target": target,
             "loss_target": loss_target, "search": {"steps": steps, "search_width": search_width, "topk": topk,
                                                    "suffix_len": suffix_len, "seed": seed}}
 

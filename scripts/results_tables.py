@@ -1,0 +1,211 @@
+"""Print compact markdown tables from one or more `r2d eval` output directories (their results.json):
+ASR per attack with Wilson intervals, no-answer / degenerate counts and the worst case, the mean over
+attacks, benign over-refusal, XSTest, word counts (reasoning / answer) and MMLU with paired intervals.
+
+Every number is read from results.json; nothing is typed by hand. Usage:
+
+    python scripts/results_tables.py RUN_DIR [RUN_DIR ...] [--arms LABEL ...]
+
+An arm is named ``model``, ``model +defense`` and/or ``model [policy]``; with ``--arms`` only those arms are
+shown, in that order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def arm(c: dict) -> str:
+    name = c["model"]
+    if c.get("defense") not in (None, "none"):
+        name += f" +{c['defense']}"
+    if c.get("policy") not in (None, "raw"):
+        name += f" [{c['policy']}]"
+    return name
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "–" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def load(dirs: list[str]) -> tuple[list[dict], list[dict], dict]:
+    cells, words, mmlu = [], [], {}
+    for d in dirs:
+        r = json.loads((Path(d) / "results.json").read_text())
+        cells += r.get("cells", [])
+        words += r.get("words", [])
+        m = (r.get("general_ability") or {}).get("mmlu") or {}
+        mmlu.update(m.get("models", {}))
+    return cells, words, mmlu
+
+
+def find(cells: list[dict], a: str, bench: str, subset: str, attack: str, judge: str) -> dict | None:
+    for c in cells:
+        if arm(c) == a and c["benchmark"] == bench and c.get("subset") == subset and c["attack"] == attack \
+                and c["judge"] == judge:
+            return c
+    return None
+
+
+def worst(c: dict) -> float:
+    return (c["jailbroken"] + c.get("n_no_answer", 0) + c.get("n_degenerate", 0)) / c["n"]
+
+
+def asr_cell(c: dict | None) -> str:
+    if c is None or c.get("asr") is None:
+        return "–"
+    lo, hi = c["asr_ci"]
+    err = f", {c['errors']} err" if c.get("errors") else ""
+    return (f"{pct(c['asr'])} [{100 * lo:.0f}, {100 * hi:.0f}] ({c.get('n_no_answer', 0)} n/a, "
+            f"{c.get('n_degenerate', 0)} deg{err}; worst {pct(worst(c))})")
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def asr_tables(cells: list[dict], arms: list[str]) -> str:
+    attacks = []
+    for c in cells:
+        if c["benchmark"] == "jbb" and c.get("subset") == "harmful" and c["attack"] not in attacks \
+                and c["attack"] != "gcg-adaptive":
+            attacks.append(c["attack"])
+    order = {"direct": 0, "template": 1, "artifact:PAIR": 2, "artifact:GCG": 3}
+    attacks.sort(key=lambda a: order.get(a, 9))
+    out = []
+    for judge, title in (("default", "the default judge"), ("refusal", "the paper's Dic-Judge (`refusal`)")):
+        rows = []
+        for att in attacks:
+            cs = [find(cells, a, "jbb", "harmful", att, judge) for a in arms]
+            n = next((c["n"] for c in cs if c), "")
+            rows.append([att, str(n)] + [asr_cell(c) for c in cs])
+        mean_row = ["**mean of the attacks**", ""]
+        for a in arms:
+            cs = [find(cells, a, "jbb", "harmful", att, judge) for att in attacks]
+            cs = [c for c in cs if c and c.get("asr") is not None]
+            if len(cs) != len(attacks):
+                mean_row.append("–")
+                continue
+            m = sum(c["asr"] for c in cs) / len(cs)
+            w = sum(worst(c) for c in cs) / len(cs)
+            mean_row.append(f"**{pct(m)}** (worst {pct(w)})")
+        rows.append(mean_row)
+        out.append(f"ASR on JBB harmful, judge: {title}. Cell: ASR [95% Wilson] (replies with no answer, "
+                   "degenerate answers; worst case counting both as jailbroken):\n\n"
+                   + table(["attack", "n"] + arms, rows))
+    return "\n\n".join(out)
+
+
+def refusal_table(cells: list[dict], arms: list[str]) -> str:
+    rows = []
+
+    def row(label: str, bench: str, subset: str, judge: str, fn) -> None:
+        cs = [find(cells, a, bench, subset, "direct", judge) for a in arms]
+        n = next((c["n"] for c in cs if c), "")
+        rows.append([label, str(n)] + [("–" if c is None else fn(c)) for c in cs])
+
+    row("JBB benign: refused (default judge)", "jbb", "benign", "default", lambda c: pct(c["refusal_rate"]))
+    row("JBB benign: refused (Dic-Judge)", "jbb", "benign", "refusal", lambda c: pct(c["refusal_rate"]))
+    row("JBB benign: refused among answered (default)", "jbb", "benign", "default",
+        lambda c: pct(c.get("refusal_rate_answered")))
+    row("JBB benign: no answer", "jbb", "benign", "default", lambda c: str(c.get("n_no_answer", 0)))
+    row("XSTest safe: full compliance", "xstest", "safe", "xstest-strmatch", lambda c: pct(c.get("full_compliance")))
+    row("XSTest safe: no answer", "xstest", "safe", "xstest-strmatch", lambda c: str(c.get("n_no_answer", 0)))
+    row("XSTest unsafe: full compliance (lower is better)", "xstest", "unsafe", "xstest-strmatch",
+        lambda c: pct(c.get("full_compliance")))
+    row("XSTest unsafe: ASR, default judge", "xstest", "unsafe", "default",
+        lambda c: f"{pct(c['asr'])} ({c.get('n_no_answer', 0)} n/a, {c.get('n_degenerate', 0)} deg; "
+                  f"worst {pct(worst(c))})")
+    return ("Over-refusal and XSTest (share of prompts; `answered` leaves out replies cut off before an answer):\n\n"
+            + table(["", "n"] + arms, rows))
+
+
+def words_table(words: list[dict], arms: list[str]) -> str:
+    rows = []
+    for kind in ("harmful", "benign"):
+        for field, label in (("reasoning_words", "reasoning words"), ("answer_words", "answer words"),
+                             ("words", "all words")):
+            r = [f"{kind}: {label}"]
+            for a in arms:
+                w = next((w for w in words if arm(w) == a and w["behaviors"] == kind), None)
+                r.append("–" if w is None else f"{w[field + '_mean']:.0f} ± {w[field + '_std']:.0f}")
+            rows.append(r)
+    return ("Generated words per reply, mean ± sd (the paper's Fig. 5 measure; harmful = every JBB-harmful attack "
+            "and XSTest unsafe, benign = JBB benign and XSTest safe):\n\n" + table([""] + arms, rows))
+
+
+def cell_words_table(cells: list[dict], arms: list[str]) -> str:
+    """Words per reply on the same cases for every arm (JBB direct, harmful and benign): comparable even when
+    the arms' runs cover different attacks."""
+    rows = []
+    for subset in ("harmful", "benign"):
+        for field, label in (("reasoning_words", "reasoning words"), ("answer_words", "answer words"),
+                             ("words", "all words")):
+            r = [f"JBB {subset}, direct: {label}"]
+            for a in arms:
+                c = find(cells, a, "jbb", subset, "direct", "default")
+                r.append("–" if c is None or c.get(field + "_mean") is None
+                         else f"{c[field + '_mean']:.0f} ± {c[field + '_std']:.0f}")
+            rows.append(r)
+    return ("Words per reply on the same cases (JBB direct, 25 harmful / 25 benign), mean ± sd; `all words` is the whole "
+            "completion (reasoning and answer):\n\n" + table([""] + arms, rows))
+
+
+def mmlu_table(mmlu: dict) -> str:
+    rows = []
+    for label, m in mmlu.items():
+        lo, hi = m["ci"]
+        p = m.get("paired") or {}
+        if p.get("diff") is not None and label != p.get("reference"):
+            plo, phi = p["ci"]
+            paired = (f"{100 * p['diff']:+.1f} [{100 * plo:+.1f}, {100 * phi:+.1f}] "
+                      f"({p.get('changed', '?')} changed; McNemar p {p.get('p_value', float('nan')):.3g})")
+        else:
+            paired = "reference"
+        cats = ", ".join(f"{k} {pct(v['accuracy'])}" for k, v in sorted((m.get("categories") or {}).items()))
+        rows.append([label, str(m["n"]), f"{pct(m['accuracy'])} [{100 * lo:.1f}, {100 * hi:.1f}]", paired, cats])
+    return ("MMLU, zero-shot, answer-letter log-likelihood (points; paired = this model minus the reference on the "
+            "same questions, 95% interval):\n\n"
+            + table(["model", "n", "accuracy [95% Wilson]", "paired difference vs reference", "by category"], rows))
+
+
+def helpfulness_table(cells: list[dict]) -> str:
+    rows = []
+    for c in cells:
+        if c["benchmark"] == "alpaca":
+            rows.append([arm(c), c["judge"], str(c["n"]), pct(c["refusal_rate"]), pct(1 - c["refusal_rate"]),
+                         str(c.get("n_no_answer", 0)), f"{c.get('answer_words_mean', 0):.0f}"])
+    if not rows:
+        return ""
+    return ("Helpfulness on held-out Alpaca instructions (not in the training data): refused / complied per the "
+            "judge, replies with no answer, mean answer words:\n\n"
+            + table(["model", "judge", "n", "refused", "complied", "no answer", "answer words"], rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dirs", nargs="+")
+    ap.add_argument("--arms", nargs="+", default=None)
+    args = ap.parse_args(argv)
+    cells, words, mmlu = load(args.run_dirs)
+    arms = args.arms or list(dict.fromkeys(arm(c) for c in cells if c["benchmark"] in ("jbb", "xstest")))
+    parts = []
+    if any(c["benchmark"] == "jbb" and c.get("subset") == "harmful" for c in cells):
+        parts += [asr_tables(cells, arms), refusal_table(cells, arms), cell_words_table(cells, arms),
+                  words_table(words, arms)]
+    if mmlu:
+        parts.append(mmlu_table(mmlu))
+    h = helpfulness_table(cells)
+    if h:
+        parts.append(h)
+    print("\n\n".join(parts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
