@@ -327,3 +327,15 @@ def test_a_changed_judge_is_judged_again(tmp_path, monkeypatch):
     changed = Runner(c, backends={"m": Counting()})
     changed.run()
     assert changed.stats["judged"] > 0 and changed.stats["stale"] == 0  # same samples, judged again
+
+
+def test_provenance_records_the_commit_and_time_at_the_start(tmp_path, monkeypatch):
+    """A commit that lands while a long evaluation runs must not be recorded as the code that ran."""
+    import r2d.provenance as prov
+
+    monkeypatch.setattr(prov, "git_commit", lambda: "c0ffee0-start")
+    runner = Runner(cfg(tmp_path), backends={"m": Counting()})
+    monkeypatch.setattr(prov, "git_commit", lambda: "deadbee-later")
+    res = runner.run()
+    assert res["provenance"]["git_commit"] == "c0ffee0-start"
+    assert res["provenance"]["time"] <= res["provenance"]["finished"]

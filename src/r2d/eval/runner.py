@@ -295,6 +295,8 @@ class Runner:
                  backends: dict[str, Any] | None = None) -> None:
         """``backends``: model label -> an already built backend (tests, notebooks)."""
         self.cfg = cfg
+        # the code that runs is the code at the start: a commit landing during a long run must not be recorded
+        self._started = base_provenance()
         self.out = Path(out_dir or cfg.output)
         if cfg.data_dir:
             from r2d.paths import set_data_dir
@@ -636,7 +638,9 @@ class Runner:
                             "judges": [s.label for s in self.judges_for(b)]})
         judges = {s.label: params("judge", s) for b in self.benches for s in self.judges_for(b)}
         models = [{**dataclasses.asdict(m), **model_fingerprint(m.model)} for m in self.models]
-        return {**base_provenance(), "config": dataclasses.asdict(self.cfg), "models": models,
+        from r2d.provenance import now
+
+        return {**self._started, "finished": now(), "config": dataclasses.asdict(self.cfg), "models": models,
                 "defenses": [params("defense", d) for d in self.defenses], "benchmarks": benches,
                 "judges": judges, "generation": self.params.provenance(),
                 "data_dir": str(__import__("r2d.paths", fromlist=["data_dir"]).data_dir()),
