@@ -39,11 +39,9 @@ from pathlib import Path
 import numpy as np
 
 from r2d.eval import judge_validation as jv
-from r2d.eval.agreement import agreement
 from r2d.eval.judges import default as dj
 from r2d.eval.judges import lm_features as lf
 from r2d.eval.judges import rules
-from r2d.provenance import base_provenance, sha256_text
 
 INNER_FOLDS, INNER_SEED = 4, 100
 
@@ -205,10 +203,7 @@ def main() -> int:
           "grid": {"layers": layers, "poolings": poolings, "lambdas": lams},
           "accuracy_mean": {s: float(np.mean([p[s] for p in per_seed])) for s in jv.SETS},
           "accuracy_per_seed": per_seed, "inner_choices": choices, "seed0": {}}
-    for s in jv.SETS:
-        m = sets == s
-        a = agreement([int(v) for v in pred0[m]], [int(v) for v in y[m]])
-        cv["seed0"][s] = {k: a[k] for k in ("n", "accuracy", "accuracy_ci", "kappa", "kappa_ci", "fpr", "fnr")}
+    cv["seed0"] = jv.per_set_agreement(pred0, y, sets)
     fit_rows = np.where(~ruled)[0]
     (name, lam), inner = select(blocks, y, groups, fit_rows, lams)
     pooling, layer = name.split("@")
@@ -226,12 +221,11 @@ def main() -> int:
                          "sets": {"harmbench": hb_info, "jbb": jb_info},
                          "note": "all rows of both sets (HarmBench val set behaviours overlap HarmBench's test split; "
                                  "JBB rows hold JBB/AdvBench-style goals)"},
-          "cv": cv, "provenance": {k: v for k, v in base_provenance().items() if k != "host"},
+          "cv": cv,
           "script": "scripts/fit_default_judge.py"}
-    text = json.dumps(out, indent=1) + "\n"
-    Path(args.out).write_text(text, encoding="utf-8")
+    sha = jv.write_weights(out, args.out)
     print(json.dumps({"cv_accuracy_mean": cv["accuracy_mean"], "per_seed": per_seed, "shipped": [name, lam]}, indent=1))
-    print(f"wrote {args.out} sha256 {sha256_text(text)}")
+    print(f"wrote {args.out} sha256 {sha}")
     return 0
 
 

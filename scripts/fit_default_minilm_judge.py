@@ -28,10 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from r2d.eval import judge_validation as jv
-from r2d.eval.agreement import agreement
 from r2d.eval.judges import default as dj
 from r2d.eval.judges.encoder import get_encoder
-from r2d.provenance import base_provenance, sha256_text
 
 
 def fit_logreg(X: np.ndarray, y: np.ndarray, lam: float, iters: int = 50) -> tuple[np.ndarray, float]:
@@ -111,10 +109,7 @@ def main() -> int:
                     f"{args.seeds} fold assignments (seeds 0..{args.seeds - 1}); held-out rows only",
           "accuracy_mean": {s: float(np.mean([p[s] for p in per_seed])) for s in jv.SETS},
           "accuracy_per_seed": per_seed, "seed0": {}}
-    for s in jv.SETS:
-        m = sets == s
-        a = agreement([int(v) for v in pooled_pred[m]], [int(v) for v in y[m]])
-        cv["seed0"][s] = {k: a[k] for k in ("n", "accuracy", "accuracy_ci", "kappa", "kappa_ci", "fpr", "fnr")}
+    cv["seed0"] = jv.per_set_agreement(pooled_pred, y, sets)
     fit_rows = ~ruled
     mu, sd = standardise(X[fit_rows])
     coef, b = fit_logreg((X[fit_rows] - mu) / sd, y[fit_rows], args.lam)
@@ -125,12 +120,11 @@ def main() -> int:
                          "sets": {"harmbench": hb_info, "jbb": jb_info},
                          "note": "all rows of both sets (HarmBench val set behaviours overlap HarmBench's test split; "
                                  "JBB rows hold JBB/AdvBench-style goals)"},
-          "cv": cv, "provenance": {k: v for k, v in base_provenance().items() if k != "host"},
+          "cv": cv,
           "script": "scripts/fit_default_minilm_judge.py"}
-    text = json.dumps(out, indent=1) + "\n"
-    Path(args.out).write_text(text, encoding="utf-8")
+    sha = jv.write_weights(out, args.out)
     print(json.dumps({"cv_accuracy_mean": cv["accuracy_mean"], "per_seed": per_seed}, indent=1))
-    print(f"wrote {args.out} sha256 {sha256_text(text)}")
+    print(f"wrote {args.out} sha256 {sha}")
     return 0
 
 

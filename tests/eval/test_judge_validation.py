@@ -158,3 +158,24 @@ def test_in_sample_flag_for_judges_fitted_on_the_set(fixture_dir):
     e = {x["set"]: x for x in jv.validate(Fitted(), "fitted")}
     assert e["jbb"]["in_sample"] is True and "in_sample" not in e["harmbench"]
     assert "IN-SAMPLE" in jv.format_table([e["jbb"]]) and "50.0%" in jv.format_table([e["jbb"]])
+
+
+def test_per_set_agreement_and_weights_file(tmp_path):
+    """The fit scripts' shared pieces: per-set figures of one fold assignment, and the weights file whose sha256
+    a judge pins (provenance added, host left out)."""
+    import hashlib
+    import json
+
+    from r2d.eval import judge_validation as jv
+
+    pred, gold = [1, 0, 1, 1, 0], [1, 0, 0, 1, 1]
+    sets = ["harmbench", "harmbench", "harmbench", "jbb", "jbb"]
+    per = jv.per_set_agreement(pred, gold, sets)
+    assert per["harmbench"]["n"] == 3 and per["harmbench"]["accuracy"] == pytest.approx(2 / 3)
+    assert per["jbb"]["n"] == 2 and per["jbb"]["accuracy"] == pytest.approx(1 / 2)
+    assert set(per["jbb"]) == set(jv.SEED0_KEYS)
+    sha = jv.write_weights({"coef": [0.5]}, tmp_path / "w.json")
+    raw = (tmp_path / "w.json").read_bytes()
+    assert sha == hashlib.sha256(raw).hexdigest()
+    data = json.loads(raw)
+    assert data["coef"] == [0.5] and data["provenance"]["git_commit"] and "host" not in data["provenance"]

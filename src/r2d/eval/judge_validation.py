@@ -258,3 +258,28 @@ def write(entries: list[dict], output: str | Path) -> Path:
     path = out / "judge_validation.json"
     path.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+SEED0_KEYS = ("n", "accuracy", "accuracy_ci", "kappa", "kappa_ci", "fpr", "fnr")
+
+
+def per_set_agreement(pred, gold, sets) -> dict[str, dict]:
+    """Agreement of binary predictions with gold labels on each labelled set (``sets``: the set name of each row),
+    the figures a fit script stores for one fold assignment."""
+    out = {}
+    for name in SETS:
+        idx = [i for i, s in enumerate(sets) if s == name]
+        a = agreement([int(pred[i]) for i in idx], [int(gold[i]) for i in idx])
+        out[name] = {k: a[k] for k in SEED0_KEYS}
+    return out
+
+
+def write_weights(out: dict, path: str | Path) -> str:
+    """Write a judge's weights file (``out`` plus the run's provenance, host left out) and return its sha256, the
+    constant a judge pins."""
+    from r2d.provenance import base_provenance, sha256_text
+
+    text = json.dumps({**out, "provenance": {k: v for k, v in base_provenance().items() if k != "host"}},
+                      indent=1) + "\n"
+    Path(path).write_text(text, encoding="utf-8")
+    return sha256_text(text)
