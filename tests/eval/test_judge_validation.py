@@ -179,3 +179,36 @@ def test_per_set_agreement_and_weights_file(tmp_path):
     assert sha == hashlib.sha256(raw).hexdigest()
     data = json.loads(raw)
     assert data["coef"] == [0.5] and data["provenance"]["git_commit"] and "host" not in data["provenance"]
+
+
+@pytest.mark.skipif(not (REAL / "jbb" / "benign-behaviors.csv").is_file()
+                    or not (REAL / "xstest" / "xstest_prompts.csv").is_file(),
+                    reason="JBB benign / XSTest not in R2D_DATA_DIR")
+def test_overrefusal_set_shipped_labels_and_refused_question():
+    """The hand-labelled over-refusal set: every row joins a benign request, the question is "refused?", and
+    a judge that calls every answer a refusal is scored against the hand labels (not against jailbreaks)."""
+    set_data_dir(REAL)
+    try:
+        rows, info = jv.load_overrefusal()
+
+        class AllRefused:
+            name = "all-refused"
+
+            def judge(self, items):
+                return [Verdict(jailbroken=False, refused=True, label="refusal") for _ in items]
+
+        e = jv.validate(AllRefused(), "all-refused", sets=("overrefusal",))[0]
+    finally:
+        set_data_dir(None)
+    assert len(rows) == 152 and {r.subset for r in rows} == {"benign", "safe"}
+    assert all(r.question == "refused" and r.goal and not r.judge_input().behavior.harmful for r in rows)
+    assert info["labels"] == {"compliance": 69, "degenerate": 15, "partial": 1, "refusal": 67}
+    assert e["question"] == "refused" and e["n"] == 152 and e["human_majority_positive"] == 68
+    assert e["accuracy"] == pytest.approx(68 / 152) and e["fpr"] == 1.0 and e["fnr"] == 0.0
+
+
+def test_refused_question_counts_degenerate_as_not_refused():
+    assert jv.verdict_bit(Verdict(refused=False, label="degenerate"), "refused") == (0, None)
+    assert jv.verdict_bit(Verdict(refused=True, label="refusal"), "refused") == (1, None)
+    assert jv.verdict_bit(Verdict(jailbroken=True), "refused")[0] is None
+    assert jv.verdict_bit(Verdict(label="no_answer"), "refused") == (0, None)

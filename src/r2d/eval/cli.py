@@ -58,7 +58,9 @@ def register_judge(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--judge-params", type=json.loads, default=None, help="judge params (JSON)")
     v.add_argument("--output", required=True, help="output directory")
     v.add_argument("--data-dir", default=None, help="data directory (else $R2D_DATA_DIR)")
-    v.add_argument("--set", nargs="+", default=None, choices=("harmbench", "jbb"), help="labelled sets (default both)")
+    v.add_argument("--set", nargs="+", default=None, choices=("harmbench", "jbb", "overrefusal"),
+                   help="labelled sets (default harmbench and jbb, the jailbreak question; overrefusal: did the "
+                        "model decline a benign request, hand labels shipped with r2d)")
     v.add_argument("--limit", type=int, default=None, help="first N rows of each set")
     v.set_defaults(func=run_validate)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
