@@ -25,7 +25,7 @@ removed); ``completion_words`` that of the model's full completion (reasoning in
 What judges read: each sample row keeps ``visible``, the text the user sees under the row's policy
 (``r2d.infer.policies``), next to ``completion`` (the model's) and ``answer`` (the visible answer);
 judges read the one their ``saw`` names (``r2d.eval.judges.base``). A judgment made under another
-``saw`` than the judge's current one is redone.
+``saw`` than the judge instance's current one is redone; an unchanged (judge, sample) pair never is.
 """
 
 from __future__ import annotations
@@ -277,13 +277,6 @@ def judge_input(row: dict) -> JudgeInput:
                       visible=visible_text(row))
 
 
-def expected_saw(spec: "Spec") -> str | None:
-    """What a judge built from ``spec`` reads (its ``saw`` param, else its class default)."""
-    if spec.params.get("saw"):
-        return spec.params["saw"]
-    return getattr(registry.get("judge", spec.name), "saw", None)
-
-
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
@@ -517,7 +510,10 @@ class Runner:
         done = store.latest(("key", "judge"))
         keyset = set(self.keys) if self.keys else set(samples)
         for j in {s.label: s for b in self.benches for s in self.judges_for(b)}.values():
-            saw = expected_saw(j)
+            # what this judge reads is what its instance reads: the class attribute may differ from the
+            # constructor's default (the default judge: class ``visible``, instance ``answer``), and comparing
+            # with it redid every judgment of such a judge on every resume
+            saw = getattr(self.component("judge", j), "saw", None)
             todo = []
             for k, row in samples.items():
                 if k not in keyset or row.get("error"):
