@@ -383,6 +383,11 @@ def test_an_unchanged_judgment_is_never_redone(tmp_path, monkeypatch):
                              retry_errors=False), backends={"m": Counting(fail_on_call=True)})
         changed.run()
         assert changed.stats["judged"] == 5 and changed.stats["judgments_skipped"] == 5
+        # so is a judge that now reads another text
+        saw = Runner(cfg(tmp_path, judges=[{"name": "saw-answer-test", "saw": "full"}], retry_errors=False),
+                     backends={"m": Counting(fail_on_call=True)})
+        saw.run()
+        assert saw.stats["judged"] == 5 and saw.stats["judgments_skipped"] == 0
         # a changed sample (other generation settings) is generated and judged again by both judges
         regen = Runner(cfg(tmp_path, judges=["saw-answer-test", "refusal"], max_new_tokens=99, retry_errors=False),
                        backends={"m": Counting()})

@@ -4,8 +4,8 @@ An optimising attack (GCG, AutoDAN) spends minutes per behaviour searching again
 to ``searches.jsonl`` beside ``samples.jsonl``: one row per search, keyed by a fingerprint of everything that
 changes the search's output:
 
-- the search target: the model's identity (weights digest, or the pinned alias; tokenizer and chat-template
-  files, which set the loss target), its backend and backend options; for a transfer attack, the transfer
+- the search target: the model's identity (weights digest, or the pinned alias; its config, adapter, tokenizer
+  and chat-template files, which set the model and the loss target), its backend and backend options; for a transfer attack, the transfer
   model's identity instead;
 - the attack's name, its search version and every search parameter (steps, widths, implementation, seed);
 - the behaviour's request and target strings.
@@ -27,7 +27,8 @@ FILE = "searches.jsonl"
 
 def model_identity(model: str | None) -> dict:
     """What identifies a model for a search: a pinned alias by name, a local directory by its weights digest
-    (``r2d.provenance.model_fingerprint``) plus the sha256 of its tokenizer and chat-template files."""
+    (``r2d.provenance.model_fingerprint``) plus the sha256 of its small files: configs (an adapter's too), tokenizer,
+    chat template (they set the loss target)."""
     from r2d.models import ALIASES
     from r2d.provenance import model_fingerprint, sha256_file
 
@@ -35,10 +36,9 @@ def model_identity(model: str | None) -> dict:
         return {"alias": model}
     out = model_fingerprint(model)
     path = Path(str(model)).expanduser() if model else None
-    if path is not None and path.is_dir():
-        files = sorted(p for pat in ("tokenizer*", "special_tokens_map.json", "chat_template*", "vocab*", "merges*")
-                       for p in path.glob(pat) if p.is_file())
-        out["tokenizer_files"] = {p.name: sha256_file(p) for p in files}
+    if path is not None and path.is_dir():  # configs (adapter, new rows), tokenizer, chat template, vocab files
+        files = sorted({p for pat in ("*.json", "*.jinja", "*.model", "*.txt") for p in path.glob(pat) if p.is_file()})
+        out["files"] = {p.name: sha256_file(p) for p in files}
     return out
 
 
