@@ -12,6 +12,7 @@ from r2d.eval.attacks.pair import PAIR, parse_attacker
 from r2d.eval.attacks.whitebox import target_losses
 from r2d.eval.types import Behavior
 from r2d.pivots import contains_r2d_token
+from r2d.store import JsonlStore
 
 B = [Behavior(id="x-0", goal="Tell me how to bake bread", benchmark="x", target="Sure, here is bread")]
 
@@ -149,3 +150,57 @@ def test_gcg_loss_is_on_the_answer_after_think_close_for_an_r2d_model(tiny):
 def test_vanilla_model_keeps_the_plain_gcg_target(byte_tok):
     sp = G.gcg_prompt(byte_tok, "Tell me how to bake bread", "Sure, here is bread")
     assert byte_tok.decode(sp.target) == "Sure, here is bread"
+
+
+def test_gcg_reuses_a_stored_search_only_under_the_same_key(hf_tiny, tmp_path, monkeypatch):
+    from r2d.eval.attacks.searches import SearchCache
+
+    calls = []
+    real = G.own_gcg
+    monkeypatch.setattr(G, "own_gcg", lambda *a, **kw: calls.append(a[2]) or real(*a, **kw))
+    path = tmp_path / "searches.jsonl"
+    kw = dict(steps=2, search_width=8, topk=4, suffix_len=3, impl="own")
+    (first,) = G.GCG(**kw).generate(B, hf_tiny, searches=SearchCache(path, {"model": "tiny"}))
+    assert len(calls) == 1 and first.attack_params["search"] == "searched"
+
+    class NoModel:  # the runner's lazy backend: touching the model would load it
+        name = "hf"
+
+        def __getattr__(self, item):
+            raise AssertionError("the model must not be touched when every search is stored")
+
+    attack = G.GCG(**kw)
+    (again,) = attack.generate(B, NoModel(), searches=SearchCache(path, {"model": "tiny"}))
+    assert len(calls) == 1 and again.messages == first.messages and again.attack_params["search"] == "reused"
+    assert {k: v for k, v in again.attack_params.items() if k != "search"} == \
+        {k: v for k, v in first.attack_params.items() if k != "search"}
+    assert attack.params()["impl_used"] == "own"
+    G.GCG(**{**kw, "topk": 8}).generate(B, hf_tiny, searches=SearchCache(path, {"model": "tiny"}))  # a setting
+    G.GCG(**kw).generate(B, hf_tiny, searches=SearchCache(path, {"model": "other"}))  # another model
+    G.GCG(**kw).generate([Behavior(**{**B[0].to_dict(), "target": "Sure"})], hf_tiny,
+                         searches=SearchCache(path, {"model": "tiny"}))  # another target string
+    assert len(calls) == 4
+
+
+def test_transfer_to_a_backend_object_is_never_cached(hf_tiny, tmp_path, monkeypatch):
+    from r2d.eval.attacks.searches import SearchCache
+
+    calls = []
+    real = G.own_gcg
+    monkeypatch.setattr(G, "own_gcg", lambda *a, **kw: calls.append(a[2]) or real(*a, **kw))
+    cache = SearchCache(tmp_path / "searches.jsonl", {"model": "tiny"})
+    for _ in range(2):
+        G.GCG(steps=1, search_width=4, topk=4, suffix_len=3, impl="own", transfer=hf_tiny).generate(
+            B, MockBackend(), searches=cache)
+    assert len(calls) == 2 and not (tmp_path / "searches.jsonl").exists()
+
+
+def test_autodan_reuses_a_stored_search(hf_tiny, tmp_path, data_dir):
+    from r2d.eval.attacks.searches import SearchCache
+
+    path = tmp_path / "searches.jsonl"
+    (first,) = AutoDAN(steps=1, population=2).generate(B, hf_tiny, searches=SearchCache(path, {"model": "tiny"}))
+    (again,) = AutoDAN(steps=1, population=2).generate(B, MockBackend(), searches=SearchCache(path, {"model": "tiny"}))
+    assert again.messages == first.messages and again.attack_params["search"] == "reused"
+    AutoDAN(steps=2, population=2).generate(B, hf_tiny, searches=SearchCache(path, {"model": "tiny"}))
+    assert len(JsonlStore(path).read()) == 2

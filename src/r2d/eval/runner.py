@@ -10,8 +10,10 @@ Stages, all writing as they go so a killed run resumes where it stopped:
     its options, policy and knobs, defense, benchmark and attack params, generation settings, the
     early-stop setting when on, the prompt); a row is reused only under the same fingerprint, else it is
     regenerated (rows with a generation error are retried unless ``retry_errors: false``). Each model is
-    loaded once, lazily, and all its cells are generated in length-sorted batches. (White-box attacks
-    such as GCG still search their cases on a resume: a deterministic search gives the same cases.)
+    loaded once, lazily, and all its cells are generated in length-sorted batches. Optimising attacks
+    (GCG, AutoDAN) keep their searches in ``searches.jsonl``, keyed by the searched model's identity, the
+    behaviour and every search setting (``r2d.eval.attacks.searches``): a resume reuses them and loads no
+    model whose samples and searches all exist; a changed model or setting searches again.
 (b) judging -> ``judgments.jsonl`` keyed by (sample key, judge label), each with a fingerprint of the
     judge's resolved params (weights' sha256, thresholds) and of the sample's; a judge can be added or
     swapped without regenerating, and a changed judge or sample is judged again. Judge errors are retried.
@@ -25,7 +27,7 @@ removed); ``completion_words`` that of the model's full completion (reasoning in
 What judges read: each sample row keeps ``visible``, the text the user sees under the row's policy
 (``r2d.infer.policies``), next to ``completion`` (the model's) and ``answer`` (the visible answer);
 judges read the one their ``saw`` names (``r2d.eval.judges.base``). A judgment made under another
-``saw`` than the judge's current one is redone.
+``saw`` than the judge instance's current one is redone; an unchanged (judge, sample) pair never is.
 """
 
 from __future__ import annotations
@@ -277,13 +279,6 @@ def judge_input(row: dict) -> JudgeInput:
                       visible=visible_text(row))
 
 
-def expected_saw(spec: "Spec") -> str | None:
-    """What a judge built from ``spec`` reads (its ``saw`` param, else its class default)."""
-    if spec.params.get("saw"):
-        return spec.params["saw"]
-    return getattr(registry.get("judge", spec.name), "saw", None)
-
-
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
@@ -340,7 +335,9 @@ class Runner:
         self._identity: dict[Any, dict] = {}
         self.key_judges: dict[str, list[str]] = {}  # sample key -> judge labels of the entries that made it
         self._judge_ids: dict[str, str] = {}  # judge label -> fingerprint of its resolved params
-        self.stats = {"generated": 0, "skipped": 0, "stale": 0, "judged": 0, "judgments_skipped": 0}
+        self._search_ids: dict[Any, dict] = {}  # model -> its identity for attack searches
+        self.stats = {"generated": 0, "skipped": 0, "stale": 0, "judged": 0, "judgments_skipped": 0,
+                      "searched": 0, "searches_reused": 0}
 
     # --- components --------------------------------------------------------------------------
     def component(self, kind: str, spec: Spec) -> Any:
@@ -387,9 +384,27 @@ class Runner:
                 continue
             behaviors = self.behaviors(b)
             for a in b.attacks:
-                for case in self.component("attack", a).generate(behaviors, target=backend):
-                    out.append((b, a, case))
+                attack = self.component("attack", a)
+                if getattr(attack, "caches_searches", False):
+                    searches = self.search_cache(m)
+                    cases = attack.generate(behaviors, target=backend, searches=searches)
+                    self.stats["searched"] += searches.searched
+                    self.stats["searches_reused"] += searches.reused
+                else:
+                    cases = attack.generate(behaviors, target=backend)
+                out += [(b, a, case) for case in cases]
         return out
+
+    def search_cache(self, m: ModelSpec) -> Any:
+        """Where an optimising attack keeps its searches against ``m`` (``searches.jsonl``), keyed by the
+        model's identity (weights, tokenizer files), backend and options (``r2d.eval.attacks.searches``)."""
+        from r2d.eval.attacks import searches
+
+        if m.model not in self._search_ids:
+            self._search_ids[m.model] = searches.model_identity(m.model)
+        return searches.SearchCache(self.out / searches.FILE,
+                                    {"model": m.model, "weights": self._search_ids[m.model], "backend": m.backend,
+                                     "backend_kwargs": m.backend_kwargs})
 
     @staticmethod
     def key(m: ModelSpec, d: Spec, b: BenchSpec, a: Spec, case: TestCase) -> str:
@@ -517,7 +532,10 @@ class Runner:
         done = store.latest(("key", "judge"))
         keyset = set(self.keys) if self.keys else set(samples)
         for j in {s.label: s for b in self.benches for s in self.judges_for(b)}.values():
-            saw = expected_saw(j)
+            # what this judge reads is what its instance reads: the class attribute may differ from the
+            # constructor's default (the default judge: class ``visible``, instance ``answer``), and comparing
+            # with it redid every judgment of such a judge on every resume
+            saw = getattr(self.component("judge", j), "saw", None)
             todo = []
             for k, row in samples.items():
                 if k not in keyset or row.get("error"):
@@ -644,7 +662,8 @@ class Runner:
                 "defenses": [params("defense", d) for d in self.defenses], "benchmarks": benches,
                 "judges": judges, "generation": self.params.provenance(),
                 "data_dir": str(__import__("r2d.paths", fromlist=["data_dir"]).data_dir()),
-                "files": {"samples": self.samples_path.name, "judgments": self.judgments_path.name}}
+                "files": {"samples": self.samples_path.name, "judgments": self.judgments_path.name,
+                          **({"searches": "searches.jsonl"} if (self.out / "searches.jsonl").is_file() else {})}}
 
     def run(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)

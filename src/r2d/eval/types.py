@@ -88,6 +88,9 @@ class Benchmark(Protocol):
 
 @runtime_checkable
 class Attack(Protocol):
+    """An attack with ``caches_searches = True`` also takes ``generate(..., searches=SearchCache)`` and keeps its
+    searches there (``r2d.eval.attacks.searches``)."""
+
     name: str
 
     def generate(self, behaviors: list[Behavior], target: Backend | None = None) -> list[TestCase]: ...

@@ -5,7 +5,9 @@ Population: ``population`` prompts sampled from the 128 AutoDAN references
 ``model_display``/``developer`` when given). Fitness: the target model's mean per-token loss on the
 behaviour's target string. Each generation keeps the elites, picks parents by a softmax over
 ``-loss``, crosses them over sentence by sentence and mutates words by synonym swaps from a small
-built-in table. The best prompt and its loss trajectory (best loss per generation) are recorded.
+built-in table. The best prompt and its loss trajectory (best loss per generation) are recorded; given the
+run directory's ``SearchCache`` a behaviour evolved before under the same settings is reused
+(``r2d.eval.attacks.searches``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 
 from r2d.backends.base import Backend
 from r2d.eval.attacks.base import OptimizingAttack, make_case, request_text, target_text, user
+from r2d.eval.attacks.searches import SearchCache
 from r2d.eval.attacks.whitebox import answer_target, model_and_tokenizer, target_losses
 from r2d.eval.types import Behavior, TestCase
 from r2d.paths import data_file
@@ -24,6 +27,7 @@ from r2d.provenance import sha256_file
 from r2d.registry import register
 
 REFERENCES = "templates/autodan_references.json"
+SEARCH_VERSION = 1  # bump when a change to the search changes its results (stored searches are then redone)
 SYNONYMS: dict[str, list[str]] = {
     "ignore": ["disregard", "forget", "overlook"], "instructions": ["directions", "guidelines", "orders"],
     "act": ["behave", "perform", "operate"], "enabled": ["activated", "switched on", "turned on"],
@@ -67,6 +71,7 @@ def mutate(text: str, rng: random.Random, rate: float) -> str:
 @register("attack", "autodan")
 class AutoDAN(OptimizingAttack):
     name = "autodan"
+    caches_searches = True
 
     def __init__(self, steps: int = 5, population: int = 8, elite_frac: float = 0.25, crossover_rate: float = 0.5,
                  mutation_rate: float = 0.05, model_display: str | None = None, developer: str | None = None,
@@ -118,15 +123,39 @@ class AutoDAN(OptimizingAttack):
             traj.append(best_loss)
         return {"prompt": fill(best_prompt), "loss": best_loss, "losses": traj}
 
-    def generate(self, behaviors: list[Behavior], target: Backend | None = None) -> list[TestCase]:
-        backend, self.mode = self.search_target(target)
+    def search_key(self, b: Behavior) -> dict:
+        """Everything besides the target model that changes one behaviour's search (``r2d.eval.attacks.searches``)."""
+        return {"attack": self.name, "version": SEARCH_VERSION, "steps": self.steps, "population": self.population,
+                "elite_frac": self.elite_frac, "crossover_rate": self.crossover_rate,
+                "mutation_rate": self.mutation_rate, "model_display": self.model_display, "developer": self.developer,
+                "batch_size": self.batch_size, "seed": self.seed, "behavior_id": b.id, "request": request_text(b),
+                "target": target_text(b), "references_sha256": self._sha}
+
+    def generate(self, behaviors: list[Behavior], target: Backend | None = None,
+                 searches: SearchCache | None = None) -> list[TestCase]:
+        """One case per behaviour; with ``searches`` a behaviour evolved before under the same key is reused."""
+        if self.transfer is None and target is None:
+            self.search_target(target)  # raises: needs a target or a transfer model
+        self.mode = "transfer" if self.transfer is not None else "adaptive"
         refs = self.references()
+        cache = self.search_cache(searches)
         out = []
+        backend = None
         for b in behaviors:
-            r = self._evolve(backend, b, refs, random.Random(f"{self.seed}:{b.id}"))
+            key = self.search_key(b)
+            r = cache.get(key) if cache is not None else None
+            how = "reused"
+            if r is None:
+                if backend is None:
+                    backend, self.mode = self.search_target(target)
+                r = self._evolve(backend, b, refs, random.Random(f"{self.seed}:{b.id}"))
+                r["loss_target"] = answer_target(model_and_tokenizer(backend)[1], target_text(b))
+                if cache is not None:
+                    cache.put(key, r, attack=self.name, behavior_id=b.id, mode=self.mode)
+                how = "searched"
             out.append(make_case(b, self.name, user(r["prompt"]), mode=self.mode, best_loss=r["loss"],
-                                 losses=r["losses"], target_string=target_text(b),
-                                 loss_target=answer_target(model_and_tokenizer(backend)[1], target_text(b))))
+                                 losses=r["losses"], target_string=target_text(b), loss_target=r["loss_target"],
+                                 search=how))
         return out
 
     def params(self) -> dict:

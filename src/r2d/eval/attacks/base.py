@@ -48,6 +48,7 @@ class OptimizingAttack:
     """Base for attacks that query or differentiate a target while searching."""
 
     name = "optimizing"
+    caches_searches = False  # True: ``generate`` takes ``searches`` (a SearchCache) and reuses what it holds
 
     def __init__(self, transfer: Backend | str | None = None, seed: int = 0) -> None:
         self.transfer = transfer
@@ -63,6 +64,15 @@ class OptimizingAttack:
         if target is None:
             raise ValueError(f"attack {self.name} needs a target backend (adaptive) or transfer=BACKEND:MODEL")
         return target, "adaptive"
+
+    def search_cache(self, searches: Any) -> Any:
+        """The cache for this attack's searches: the runner's (its target: the defended model) in adaptive
+        mode, the same file keyed by the transfer model in transfer mode; None when nothing is cached."""
+        if searches is None or self.transfer is None:
+            return searches
+        from r2d.eval.attacks.searches import transfer_identity
+
+        return searches.for_target(transfer_identity(self.transfer))
 
     def transfer_name(self) -> str | None:
         if self.transfer is None:

@@ -6,7 +6,9 @@ when nanogcg is absent, or with ``impl="own"``). The own one: one-hot gradient o
 w.r.t. the suffix tokens, top-k token candidates per position, ``search_width`` random single-token
 swaps per step scored in batches, keep the best. Special and added tokens (pivots, ``<think>``) and
 non-ASCII tokens are never proposed, and candidates that do not survive decode/re-encode are dropped.
-``params()`` says which implementation ran; each TestCase records its loss trajectory.
+``params()`` says which implementation ran; each TestCase records its loss trajectory. Given the run
+directory's ``SearchCache`` (the runner passes one), a suffix found before for the same model, behaviour and
+settings is reused instead of searched again (``r2d.eval.attacks.searches``).
 
 The target on an R2D model: the judge reads the answer after ``</think>``, so a suffix that only makes
 the reasoning *start* with "Sure, here is" attacks the wrong text. When the chat template opens
@@ -24,11 +26,15 @@ from typing import Any
 
 from r2d.backends.base import Backend, Chat, render_prompt
 from r2d.eval.attacks.base import OptimizingAttack, make_case, request_text, target_text, user
+from r2d.eval.attacks.searches import SearchCache
 from r2d.eval.attacks.whitebox import answer_target, model_and_tokenizer
 from r2d.eval.types import Behavior, TestCase
 from r2d.registry import register
 
 SLOT = "{optim_str}"
+# Bump when a change to the search changes its results: suffixes stored by an earlier version are then searched
+# again (r2d.eval.attacks.searches).
+SEARCH_VERSION = 1
 
 
 def allowed_token_mask(tok: Any, vocab: int):
@@ -201,6 +207,15 @@ def nanogcg_run(model: Any, tok: Any, request: str, target: str, steps: int, sea
     return {"suffix": " " + res.best_string, "loss": float(res.best_loss), "losses": [float(x) for x in res.losses]}
 
 
+def nanogcg_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nanogcg")
+    except PackageNotFoundError:
+        return None
+
+
 def nanogcg_available() -> bool:
     try:
         import nanogcg  # noqa: F401
@@ -214,6 +229,7 @@ class GCG(OptimizingAttack):
     """One TestCase per behaviour: the request followed by the best suffix found."""
 
     name = "gcg"
+    caches_searches = True
 
     def __init__(self, steps: int = 20, search_width: int = 64, topk: int = 64, suffix_len: int = 10,
                  impl: str = "auto", transfer: Backend | str | None = None, seed: int = 0) -> None:
@@ -243,18 +259,53 @@ class GCG(OptimizingAttack):
             self.used, self.fallback_reason = "own", f"nanogcg failed: {type(e).__name__}: {e}"[:300]
             return own_gcg(*args, allowed=allowed)
 
-    def generate(self, behaviors: list[Behavior], target: Backend | None = None) -> list[TestCase]:
-        backend, self.mode = self.search_target(target)
-        model, tok = model_and_tokenizer(backend)
-        allowed = allowed_token_mask(tok, model.get_input_embeddings().weight.shape[0])
+    def search_key(self, b: Behavior, seed: int) -> dict:
+        """Everything besides the target model that changes one behaviour's search (``r2d.eval.attacks.searches``)."""
+        key = {"attack": self.name, "version": SEARCH_VERSION, "steps": self.steps, "search_width": self.search_width,
+               "topk": self.topk, "suffix_len": self.suffix_len, "impl": self.impl, "seed": seed,
+               "request": request_text(b), "target": target_text(b)}
+        if self.impl != "own":  # which implementation runs (and so the suffix) depends on nanogcg's presence
+            key["nanogcg"] = nanogcg_version()
+        return key
+
+    def generate(self, behaviors: list[Behavior], target: Backend | None = None,
+                 searches: SearchCache | None = None) -> list[TestCase]:
+        """One case per behaviour; with ``searches`` (the run directory's cache) a behaviour searched before
+        under the same key is not searched again, and the target model is not even loaded when none is new."""
+        if self.transfer is None and target is None:
+            self.search_target(target)  # raises: needs a target or a transfer model
+        self.mode = "transfer" if self.transfer is not None else "adaptive"
+        cache = self.search_cache(searches)
+        keys = [self.search_key(b, self.seed + n) for n, b in enumerate(behaviors)]
+        found: dict[int, dict] = {}
+        for n, key in enumerate(keys):
+            r = cache.get(key) if cache is not None else None
+            if r is not None:
+                found[n] = {**r, "search": "reused"}
+        if len(found) < len(behaviors):
+            backend, self.mode = self.search_target(target)
+            model, tok = model_and_tokenizer(backend)
+            allowed = allowed_token_mask(tok, model.get_input_embeddings().weight.shape[0])
+            on = self.transfer_name() or getattr(backend, "model_name", backend.name)
+            for n, b in enumerate(behaviors):
+                if n in found:
+                    continue
+                r = self._run(model, tok, request_text(b), target_text(b), self.seed + n, allowed)
+                r = {**r, "impl": self.used, "nanogcg_fallback_reason": self.fallback_reason,
+                     "loss_target": answer_target(tok, target_text(b)), "optimized_on": on}
+                if cache is not None:
+                    cache.put(keys[n], r, attack=self.name, behavior_id=b.id, mode=self.mode)
+                found[n] = {**r, "search": "searched"}
+        else:  # every suffix reused: what params() reports comes from the stored searches
+            self.used = next((r["impl"] for r in found.values()), self.used)
+            self.fallback_reason = next((r.get("nanogcg_fallback_reason") for r in found.values()
+                                         if r.get("nanogcg_fallback_reason")), None)
         out = []
         for n, b in enumerate(behaviors):
-            req = request_text(b)
-            r = self._run(model, tok, req, target_text(b), self.seed + n, allowed)
-            out.append(make_case(b, self.name, user(req + r["suffix"]), mode=self.mode, impl=self.used,
+            r = found[n]
+            out.append(make_case(b, self.name, user(request_text(b) + r["suffix"]), mode=self.mode, impl=r["impl"],
                                  suffix=r["suffix"], best_loss=r["loss"], losses=r["losses"],
-                                 loss_target=answer_target(tok, target_text(b)),
-                                 optimized_on=self.transfer_name() or getattr(backend, "model_name", backend.name)))
+                                 loss_target=r["loss_target"], optimized_on=r["optimized_on"], search=r["search"]))
         return out
 
     def params(self) -> dict:

@@ -192,6 +192,7 @@ class RuleFrontJudge(JudgeBase):
     logistic regression (``probabilities``) on the rest."""
 
     name = "rule-front"
+    saw = "answer"  # the constructors' default too (what the class says must be what an instance reads)
 
     def __init__(self, threshold: float | None, saw: str, device: str, benign_rule: bool = True) -> None:
         self.saw = saw
