@@ -114,6 +114,25 @@ def test_runner_scores_mmlu_and_resumes(tmp_path, letter_model, monkeypatch):
     assert len((tmp_path / "out" / "ability.jsonl").read_text().splitlines()) == 8
 
 
+def test_mmlu_models_restricts_which_arms_are_scored(tmp_path, letter_model, monkeypatch):
+    from r2d.backends.hf import HFBackend
+    from r2d.eval.runner import EvalConfig, Runner
+
+    src = _write(tmp_path / "mmlu.jsonl", [_row(i, s, a) for i, (s, a) in enumerate(
+        [("anatomy", "A"), ("philosophy", "B"), ("sociology", "C"), ("marketing", "D")] * 2)])
+    real = ability.load_mmlu
+    monkeypatch.setattr(ability, "load_mmlu", lambda: real(src, check_sha=False))
+    model, tok = letter_model
+    backends = {"a": HFBackend(model, tok), "b": HFBackend(model, tok)}
+    models = [{"label": "a", "model": "x"}, {"label": "b", "model": "y"}]
+    cfg = EvalConfig(models=models, benchmarks=[], ability={"mmlu": {"n": 4, "models": ["a"]}}, progress=False)
+    m = Runner(cfg, tmp_path / "out", backends).run()["general_ability"]["mmlu"]
+    assert set(m["models"]) == {"a"} and m["skipped"] == {"b": "not in ability.mmlu.models"}
+    bad = EvalConfig(models=models, benchmarks=[], ability={"mmlu": {"n": 4, "models": ["a", "zz"]}}, progress=False)
+    with pytest.raises(ValueError, match="ability.mmlu.models: unknown model label"):
+        Runner(bad, tmp_path / "out2", backends).run()
+
+
 def test_real_file_when_installed():
     pytest.importorskip("importlib.util")
     try:

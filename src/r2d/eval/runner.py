@@ -70,7 +70,8 @@ class EvalConfig:
     overlap_ngram: int = 5
     overlap_threshold: float = 0.5
     lm_eval: dict = field(default_factory=dict)  # {tasks: [...], limit: N, num_fewshot: 0}
-    ability: dict = field(default_factory=dict)  # {mmlu: {n: 1000, seed: 0, batch_size: 16, reference: LABEL}}
+    # {mmlu: {n: 1000, seed: 0, batch_size: 16, reference: LABEL, models: [LABEL, ...] (default: every hf model)}}
+    ability: dict = field(default_factory=dict)
     retry_errors: bool = True
     progress: bool = True
     # Opt-in early stopping: end a sample once its visible answer has more than N words, in the cells whose
@@ -604,9 +605,17 @@ class Runner:
             out["lm_eval"] = {m.label: run_lm_eval(m, **self.cfg.lm_eval) for m in self.models}
         return out or {"skipped": "no ability benchmark (ability.mmlu) or lm_eval tasks in the config"}
 
-    def mmlu(self, n: int = 1000, seed: int = 0, batch_size: int = 16, reference: str | None = None) -> dict:
-        """MMLU for every hf-backend model (see ``r2d.eval.ability``), resumable via ``ability.jsonl``."""
+    def mmlu(self, n: int = 1000, seed: int = 0, batch_size: int = 16, reference: str | None = None,
+             models: list[str] | None = None) -> dict:
+        """MMLU for every hf-backend model, or only the labels in ``models`` (see ``r2d.eval.ability``),
+        resumable via ``ability.jsonl``."""
         from r2d.eval import ability
+
+        labels = [m.label for m in self.models]
+        unknown = sorted(set(models or ()) - set(labels))
+        if unknown:
+            raise ValueError(f"config: ability.mmlu.models: unknown model label(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(labels)}")
 
         questions, prov = ability.load_mmlu()
         sample = ability.stratified_sample(questions, int(n), int(seed))
@@ -617,6 +626,9 @@ class Runner:
         skipped: dict[str, str] = {}
         cache: dict[str, Any] = {}
         for m in self.models:
+            if models is not None and m.label not in models:
+                skipped[m.label] = "not in ability.mmlu.models"
+                continue
             if m.backend != "hf" and m.label not in self.given_backends:
                 skipped[m.label] = f"needs model weights; backend {m.backend!r} is not hf"
                 continue
