@@ -157,17 +157,19 @@ def cell_words_table(cells: list[dict], arms: list[str]) -> str:
 
 
 def mmlu_table(mmlu: dict) -> str:
+    """Rows from ``results.json["general_ability"]["mmlu"]["models"]`` (``r2d.eval.ability.summarize``)."""
     rows = []
     for label, m in mmlu.items():
-        lo, hi = m["ci"]
+        lo, hi = m["accuracy_ci"]
         p = m.get("paired") or {}
         if p.get("diff") is not None and label != p.get("reference"):
-            plo, phi = p["ci"]
-            paired = (f"{100 * p['diff']:+.1f} [{100 * plo:+.1f}, {100 * phi:+.1f}] "
-                      f"({p.get('changed', '?')} changed; McNemar p {p.get('p_value', float('nan')):.3g})")
+            plo, phi = p["diff_ci"]
+            changed = p["ref_right_model_wrong"] + p["ref_wrong_model_right"]
+            paired = (f"{100 * p['diff']:+.1f} [{100 * plo:+.1f}, {100 * phi:+.1f}] vs {p['reference']} "
+                      f"({changed} answers changed; McNemar p {p['mcnemar_p']:.3g})")
         else:
             paired = "reference"
-        cats = ", ".join(f"{k} {pct(v['accuracy'])}" for k, v in sorted((m.get("categories") or {}).items()))
+        cats = ", ".join(f"{k} {pct(v['accuracy'])}" for k, v in sorted((m.get("by_category") or {}).items()))
         rows.append([label, str(m["n"]), f"{pct(m['accuracy'])} [{100 * lo:.1f}, {100 * hi:.1f}]", paired, cats])
     return ("MMLU, zero-shot, answer-letter log-likelihood (points; paired = this model minus the reference on the "
             "same questions, 95% interval):\n\n"
@@ -177,14 +179,16 @@ def mmlu_table(mmlu: dict) -> str:
 def helpfulness_table(cells: list[dict]) -> str:
     rows = []
     for c in cells:
-        if c["benchmark"] == "alpaca":
-            rows.append([arm(c), c["judge"], str(c["n"]), pct(c["refusal_rate"]), pct(1 - c["refusal_rate"]),
-                         str(c.get("n_no_answer", 0)), f"{c.get('answer_words_mean', 0):.0f}"])
+        if c["benchmark"].split(":")[0] == "alpaca":
+            na, deg = c.get("n_no_answer", 0), c.get("n_degenerate", 0)
+            complied = (c["n"] - c["refused"] - na - deg) / c["n"] if c["n"] else None
+            rows.append([arm(c), c["judge"], str(c["n"]), pct(c["refusal_rate"]), pct(complied), str(na), str(deg),
+                         f"{c.get('answer_words_mean', 0):.0f}"])
     if not rows:
         return ""
     return ("Helpfulness on held-out Alpaca instructions (not in the training data): refused / complied per the "
-            "judge, replies with no answer, mean answer words:\n\n"
-            + table(["model", "judge", "n", "refused", "complied", "no answer", "answer words"], rows))
+            "judge (complied = neither refused, nor without an answer, nor degenerate), mean answer words:\n\n"
+            + table(["model", "judge", "n", "refused", "complied", "no answer", "degenerate", "answer words"], rows))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,48 @@
+"""scripts/results_tables.py reads the schema r2d eval writes: the MMLU summary of ``r2d.eval.ability.summarize``
+and Alpaca helpfulness cells (whose benchmark label carries its params: ``alpaca:exclude=...``). Both tables were
+silently empty or failing on real results.json files."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from r2d.eval import ability
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "results_tables.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("results_tables", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_mmlu_and_helpfulness_tables_from_real_schema(tmp_path, capsys):
+    rows = lambda right: [{"id": str(i), "category": "stem" if i % 2 else "other", "correct": i < right}  # noqa: E731
+                          for i in range(10)]
+    mmlu = ability.summarize({"base": rows(4), "r2d": rows(3)}, "base")
+    cell = {"model": "r2d", "defense": "none", "policy": "raw", "benchmark": "alpaca:exclude=train.jsonl",
+            "subset": "benign", "attack": "direct", "judge": "default", "n": 10, "refused": 2, "refusal_rate": 0.2,
+            "n_no_answer": 1, "n_degenerate": 3, "answer_words_mean": 15.0}
+    (tmp_path / "results.json").write_text(json.dumps({"cells": [cell], "words": [],
+                                                       "general_ability": {"mmlu": {"models": mmlu}}}))
+    assert _module().main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| base | 10 | 40.0%" in out and "| r2d | 10 | 30.0%" in out and "-10.0 [" in out and "vs base" in out
+    assert "other 20.0%" in out or "other 40.0%" in out
+    # complied = neither refused (2), nor without an answer (1), nor degenerate (3): 4 of 10
+    assert "| r2d | default | 10 | 20.0% | 40.0% | 1 | 3 | 15 |" in out
+
+
+def test_mmlu_summary_keys_used_by_the_table_exist():
+    m = ability.summarize({"a": [{"id": "1", "category": "stem", "correct": True}],
+                           "b": [{"id": "1", "category": "stem", "correct": False}]}, "a")["b"]
+    for k in ("accuracy_ci", "by_category"):
+        assert k in m
+    for k in ("diff_ci", "ref_right_model_wrong", "ref_wrong_model_right", "mcnemar_p", "reference"):
+        assert k in m["paired"]
+    with pytest.raises(KeyError):
+        m["ci"]
