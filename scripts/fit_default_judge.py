@@ -12,12 +12,16 @@ cosine and the answer's MiniLM-L6 embedding, as ``default-minilm``; ``--base rul
 alone, ``default.HAND_FEATURES_LM``) and the reader LM's features
 (``lm_features``: SmolLM2-135M-Instruct reads a judging prompt with the behaviour and the answer's first 192
 tokens; hidden state at the last token and/or mean over the answer's tokens at one layer; only the layers up
-to the deepest in the grid are run). Reading all rows takes about 10 CPU-minutes; ``--reader-cache`` keeps
-them (every layer up to the deepest, both poolings, keyed by the reader settings, the prompt and the rows).
+to the deepest in the grid are run; ``--model`` picks another reader, e.g. ``qwen2.5-coder-0.5b``).
+``--yes-no on|grid`` adds the reader's yes/no logit difference at the last token as one more feature, in
+every block or as a grid axis (it runs the whole reader model). Reading all rows takes about 10 CPU-minutes
+for SmolLM2's first 12 layers (about 38 for Qwen2.5-Coder-0.5B's 24 layers); ``--reader-cache`` keeps them
+(every layer up to the deepest, both poolings, the yes/no logit when asked for, keyed by the reader settings,
+the prompt and the rows; a cache made with the logit also serves runs without it).
 
 Model: L2-regularised logistic regression (intercept unpenalised), features standardised with the training
 rows' mean/std, fitted exactly in the span of the training rows (thin SVD, Newton steps; numpy only).
-The grid (``--layers`` x ``--poolings`` x ``--lams``) is fixed before looking at any result.
+The grid (``--layers`` x ``--poolings`` x ``--lams`` [x yes/no]) is fixed before looking at any result.
 
 Figures: nested cross-validation. Outer: ``--folds``-fold grouped by behaviour text (lower-cased, across
 both sets; the fold assignment of scripts/fit_default_minilm_judge.py), ``--seeds`` assignments; in each
