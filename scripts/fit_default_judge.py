@@ -12,12 +12,16 @@ cosine and the answer's MiniLM-L6 embedding, as ``default-minilm``; ``--base rul
 alone, ``default.HAND_FEATURES_LM``) and the reader LM's features
 (``lm_features``: SmolLM2-135M-Instruct reads a judging prompt with the behaviour and the answer's first 192
 tokens; hidden state at the last token and/or mean over the answer's tokens at one layer; only the layers up
-to the deepest in the grid are run). Reading all rows takes about 10 CPU-minutes; ``--reader-cache`` keeps
-them (every layer up to the deepest, both poolings, keyed by the reader settings, the prompt and the rows).
+to the deepest in the grid are run; ``--model`` picks another reader, e.g. ``qwen2.5-coder-0.5b``).
+``--yes-no on|grid`` adds the reader's yes/no logit difference at the last token as one more feature, in
+every block or as a grid axis (it runs the whole reader model). Reading all rows takes about 10 CPU-minutes
+for SmolLM2's first 12 layers (about 38 for Qwen2.5-Coder-0.5B's 24 layers); ``--reader-cache`` keeps them
+(every layer up to the deepest, both poolings, the yes/no logit when asked for, keyed by the reader settings,
+the prompt and the rows; a cache made with the logit also serves runs without it).
 
 Model: L2-regularised logistic regression (intercept unpenalised), features standardised with the training
 rows' mean/std, fitted exactly in the span of the training rows (thin SVD, Newton steps; numpy only).
-The grid (``--layers`` x ``--poolings`` x ``--lams``) is fixed before looking at any result.
+The grid (``--layers`` x ``--poolings`` x ``--lams`` [x yes/no]) is fixed before looking at any result.
 
 Figures: nested cross-validation. Outer: ``--folds``-fold grouped by behaviour text (lower-cased, across
 both sets; the fold assignment of scripts/fit_default_minilm_judge.py), ``--seeds`` assignments; in each
@@ -34,6 +38,7 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -105,23 +110,29 @@ def reader_cache_key(spec: lf.ReaderSpec, rows) -> str:
     return h.hexdigest()
 
 
-def reader_features(rows, spec: lf.ReaderSpec, cache: str | None) -> np.ndarray:
-    """(n, layers, 2 (last, mean), d) hidden states at every layer up to the deepest in the grid."""
+def reader_features(rows, spec: lf.ReaderSpec, cache: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(H, yes_no): H (n, layers, 2 (last, mean), d) hidden states at every layer of ``spec.layers``; yes_no (n,)
+    the yes/no logit difference when ``spec.yes_no`` (else None). A cache made with the yes/no logit also serves
+    the same settings without it (the hidden states are the same)."""
     key = reader_cache_key(spec, rows)
     if cache and Path(cache).is_file():
         z = np.load(cache)
         if str(z["key"]) == key:
-            return z["H"]
+            return z["H"], (z["yes_no"] if spec.yes_no else None)
+        if not spec.yes_no and str(z["key"]) == reader_cache_key(replace(spec, yes_no=True), rows):
+            return z["H"], None
         print(f"{cache}: made with other settings or rows; recomputing", file=sys.stderr)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     reader = lf.LMReader(spec)
     F = reader.features([r.goal for r in rows], [r.context for r in rows],
                         [r.response[:dj.MAX_CHARS] for r in rows])
-    H = F.reshape(len(rows), len(spec.layers), 2, -1).astype(np.float32)
-    print(f"reader features {H.shape} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    yes_no = F[:, -1].astype(np.float32) if spec.yes_no else None
+    H = (F[:, :-1] if spec.yes_no else F).reshape(len(rows), len(spec.layers), 2, -1).astype(np.float32)
+    print(f"reader features {H.shape} in {time.perf_counter() - t0:.0f}s wall, "
+          f"{time.process_time() - c0:.0f}s CPU", file=sys.stderr)
     if cache:
-        np.savez(cache, H=H, key=key)
-    return H
+        np.savez(cache, H=H, key=key, **({"yes_no": yes_no} if spec.yes_no else {}))
+    return H, yes_no
 
 
 def base_features(rows, cache: str | None) -> np.ndarray:
@@ -152,6 +163,9 @@ def main() -> int:
     ap.add_argument("--lams", default="30,100,300,1000")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--yes-no", choices=("off", "on", "grid"), default="off",
+                    help="the reader's yes/no logit difference as one more feature: never, in every block, or a grid "
+                         "axis (each block with and without it); on/grid run the whole reader model")
     ap.add_argument("--base", choices=sorted(dj.BASES), default="minilm",
                     help="base features: the rule features alone, or the MiniLM judge's (rules + MiniLM-L6)")
     ap.add_argument("--reader-cache", default=None, help="npz keeping the reader's features (speed only)")
@@ -170,19 +184,22 @@ def main() -> int:
     ruled = np.array([not r.response.strip() or rules.degenerate_reason(r.response, dj.request_text(r.goal, r.prompt))
                       is not None for r in rows])
     all_layers = tuple(range(max(layers) + 1))
-    spec_all = lf.ReaderSpec(model=args.model, layers=all_layers, pooling=("last", "mean"))
-    H = reader_features(rows, spec_all, args.reader_cache)
+    spec_all = lf.ReaderSpec(model=args.model, layers=all_layers, pooling=("last", "mean"),
+                             yes_no=args.yes_no != "off")
+    H, yes_no = reader_features(rows, spec_all, args.reader_cache)
     if args.base == "rules":
         hand = np.array([dj.hand_features_lm(r.goal, r.prompt, r.response) for r in rows], dtype=np.float64)
     else:
         hand = base_features(rows, args.base_cache)
 
-    def block(layer: int, pooling: str) -> np.ndarray:
+    def block(layer: int, pooling: str, yn: bool) -> np.ndarray:
         li = all_layers.index(layer)
         parts = [H[:, li, 0 if p == "last" else 1].astype(np.float64) for p in pooling.split("+")]
-        return np.hstack([hand] + parts)
+        return np.hstack([hand] + parts + ([yes_no[:, None].astype(np.float64)] if yn else []))
 
-    blocks = {f"{p}@{layer}": block(layer, p) for layer in layers for p in poolings}
+    yn_axis = {"off": [False], "on": [True], "grid": [False, True]}[args.yes_no]
+    blocks = {f"{p}@{layer}" + ("+yn" if yn else ""): block(layer, p, yn)
+              for layer in layers for p in poolings for yn in yn_axis}
     t0 = time.perf_counter()
     per_seed, choices, pred0 = [], [], None
     for seed in range(args.seeds):
@@ -200,14 +217,15 @@ def main() -> int:
     cv = {"method": f"nested cross-validation: outer {args.folds}-fold grouped by behaviour text over both sets, "
                     f"{args.seeds} fold assignments (seeds 0..{args.seeds - 1}), held-out rows only; inner "
                     f"{INNER_FOLDS}-fold grouped CV on each outer training part picks layer, pooling and lambda",
-          "grid": {"layers": layers, "poolings": poolings, "lambdas": lams},
+          "grid": {"layers": layers, "poolings": poolings, "lambdas": lams, "yes_no": args.yes_no},
           "accuracy_mean": {s: float(np.mean([p[s] for p in per_seed])) for s in jv.SETS},
           "accuracy_per_seed": per_seed, "inner_choices": choices, "seed0": {}}
     cv["seed0"] = jv.per_set_agreement(pred0, y, sets)
     fit_rows = np.where(~ruled)[0]
     (name, lam), inner = select(blocks, y, groups, fit_rows, lams)
-    pooling, layer = name.split("@")
-    spec = lf.ReaderSpec(model=args.model, layers=(int(layer),), pooling=tuple(pooling.split("+")))
+    pooling, layer = name.removesuffix("+yn").split("@")
+    spec = lf.ReaderSpec(model=args.model, layers=(int(layer),), pooling=tuple(pooling.split("+")),
+                         yes_no=name.endswith("+yn"))
     X = blocks[name][fit_rows]
     mu, sd = standardise(X)
     coef, b = fit_logreg((X - mu) / sd, y[fit_rows], [lam])[0]

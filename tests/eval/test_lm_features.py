@@ -79,3 +79,14 @@ def test_dropping_unread_layers_keeps_the_features(tok):
 def test_layer_out_of_range(tok):
     with pytest.raises(ValueError, match="out of range"):
         _reader(tok, lf.ReaderSpec(model="tiny", layers=(9,)), layers=2)
+
+
+@pytest.mark.parametrize("pooling", lf.POOLINGS)
+def test_pooled_rows_own_their_data(pooling):
+    """A row's feature must not be a view into the batch's hidden states: the 'last' pooling returned one, which
+    kept every batch's hidden states of every read layer alive until the end of ``features`` (11 GB after 10 of the
+    38 CPU-minutes of reading 702 rows with a 24-layer reader)."""
+    h = torch.arange(5 * 3, dtype=torch.float32).reshape(5, 3)
+    v = lf.pooled(h, 1, 3, pooling)
+    assert v.flags.owndata and not np.shares_memory(v, h.numpy())
+    assert v.tolist() == (h[-1] if pooling == "last" else h[1:3].mean(0)).tolist()

@@ -68,6 +68,14 @@ def prompt_ids(tokenizer: Any, goal: str, context: str, answer: str, spec: Reade
     return pre + ans + suf, len(pre), len(pre) + len(ans)
 
 
+def pooled(h: Any, a0: int, a1: int, pooling: str) -> Any:
+    """One row's hidden state (``h``: (T, d)) at the last token or mean-pooled over the answer span [a0, a1), as an
+    owned float32 numpy array: a view would keep the whole batch's hidden states of every layer alive until the
+    end of the run (about 200 MB a batch for a 24-layer reader)."""
+    v = h[-1] if pooling == "last" else h[a0:max(a1, a0 + 1)].mean(0)
+    return v.float().cpu().numpy().copy()
+
+
 class LMReader:
     """Runs the reader LM over judging prompts and returns the ``spec``'s features as one float64 matrix."""
 
@@ -127,9 +135,7 @@ class LMReader:
                     row = []
                     for layer in self.spec.layers:
                         h = hs[layer][j]
-                        for p in self.spec.pooling:
-                            v = h[-1] if p == "last" else h[a0:max(a1, a0 + 1)].mean(0)
-                            row.append(v.float().cpu().numpy())
+                        row.extend(pooled(h, a0, a1, p) for p in self.spec.pooling)
                     if logits is not None:
                         yn = torch.logsumexp(logits[j, self.yes_ids], 0) - torch.logsumexp(logits[j, self.no_ids], 0)
                         row.append(np.array([float(yn)]))
