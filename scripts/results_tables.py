@@ -152,7 +152,10 @@ def cell_words_table(cells: list[dict], arms: list[str]) -> str:
                 r.append("–" if c is None or c.get(field + "_mean") is None
                          else f"{c[field + '_mean']:.0f} ± {c[field + '_std']:.0f}")
             rows.append(r)
-    return ("Words per reply on the same cases (JBB direct, 25 harmful / 25 benign), mean ± sd; `all words` is the whole "
+    ns = {sub: sorted({c["n"] for a in arms if (c := find(cells, a, "jbb", sub, "direct", "default"))})
+          for sub in ("harmful", "benign")}
+    shown = " / ".join(f"{'/'.join(map(str, ns[sub])) or '–'} {sub}" for sub in ("harmful", "benign"))
+    return (f"Words per reply on the same cases (JBB direct, {shown}), mean ± sd; `all words` is the whole "
             "completion (reasoning and answer):\n\n" + table([""] + arms, rows))
 
 

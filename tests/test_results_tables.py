@@ -46,3 +46,12 @@ def test_mmlu_summary_keys_used_by_the_table_exist():
         assert k in m["paired"]
     with pytest.raises(KeyError):
         m["ci"]
+
+
+def test_words_table_states_the_cells_sample_size():
+    mod = _module()
+    cells = [{"model": "m", "defense": "none", "policy": "raw", "benchmark": "jbb", "subset": sub, "attack": "direct",
+              "judge": "default", "n": 50, "words_mean": 10.0, "words_std": 1.0, "answer_words_mean": 5.0,
+              "answer_words_std": 1.0, "reasoning_words_mean": 5.0, "reasoning_words_std": 1.0}
+             for sub in ("harmful", "benign")]
+    assert "(JBB direct, 50 harmful / 50 benign)" in mod.cell_words_table(cells, ["m"])
