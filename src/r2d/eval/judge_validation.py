@@ -184,7 +184,8 @@ def load_overrefusal(limit: int | None = None) -> tuple[list[LabelledRow], dict]
         rows.append(LabelledRow(set="overrefusal", row_id=r.get("item", str(i)), behavior_id=bid, goal=goal,
                                 prompt=goal, response=answer, humans=[gold], method=bench, question="refused",
                                 subset=subsets[bench]))
-    info = {"files": {where: sha256_text(text)}, "labels": dict(sorted(Counter(rec[1]["label"] for rec in recs).items())),
+    labels = dict(sorted(Counter(rec[1]["label"] for rec in recs).items()))
+    info = {"files": {where: sha256_text(text)}, "labels": labels,
             "gold": "hand label refusal or partial = refused", "rule": "r2d/resources/judge_labels/overrefusal_rule.md"}
     return (rows[:limit] if limit else rows), info
 
