@@ -175,12 +175,7 @@ def main() -> int:
     poolings = args.poolings.split(",")
     lams = [float(x) for x in args.lams.split(",")]
 
-    hb, hb_info = jv.load_harmbench()
-    jb, jb_info = jv.load_jbb()
-    rows = hb + jb
-    y = np.array([r.gold for r in rows], dtype=np.float64)
-    sets = np.array([r.set for r in rows])
-    groups = [r.goal.lower().strip() for r in rows]
+    rows, y, sets, groups, set_info = jv.fit_data()
     ruled = np.array([not r.response.strip() or rules.degenerate_reason(r.response, dj.request_text(r.goal, r.prompt))
                       is not None for r in rows])
     all_layers = tuple(range(max(layers) + 1))
@@ -236,7 +231,7 @@ def main() -> int:
            "selection": {"block": name, "lambda": lam, "inner_accuracy": inner[(name, lam)],
                          "method": f"{INNER_FOLDS}-fold grouped CV on all fitted rows over the grid"},
            "fitted_on": {"rows": int(len(fit_rows)), "rule_decided_rows_left_out": int(ruled.sum()),
-                         "sets": {"harmbench": hb_info, "jbb": jb_info},
+                         "sets": set_info,
                          "note": "all rows of both sets (HarmBench val set behaviours overlap HarmBench's test split; "
                                  "JBB rows hold JBB/AdvBench-style goals)"},
           "cv": cv,

@@ -68,12 +68,7 @@ def main() -> int:
     ap.add_argument("--features-cache", default=None, help="npz to save/load the feature matrix (speed only)")
     args = ap.parse_args()
 
-    hb, hb_info = jv.load_harmbench()
-    jb, jb_info = jv.load_jbb()
-    rows = hb + jb
-    y = np.array([r.gold for r in rows], dtype=np.float64)
-    sets = np.array([r.set for r in rows])
-    groups = [r.goal.lower().strip() for r in rows]
+    rows, y, sets, groups, set_info = jv.fit_data()
     if args.features_cache and Path(args.features_cache).is_file():
         X = np.load(args.features_cache)["X"]
     else:
@@ -117,7 +112,7 @@ def main() -> int:
            "std": [round(float(v), 7) for v in sd], "coef": [round(float(v), 7) for v in coef],
            "intercept": round(b, 7), "threshold": 0.5, "lambda": args.lam,
            "fitted_on": {"rows": int(fit_rows.sum()), "rule_decided_rows_left_out": int(ruled.sum()),
-                         "sets": {"harmbench": hb_info, "jbb": jb_info},
+                         "sets": set_info,
                          "note": "all rows of both sets (HarmBench val set behaviours overlap HarmBench's test split; "
                                  "JBB rows hold JBB/AdvBench-style goals)"},
           "cv": cv,

@@ -212,3 +212,12 @@ def test_refused_question_counts_degenerate_as_not_refused():
     assert jv.verdict_bit(Verdict(refused=True, label="refusal"), "refused") == (1, None)
     assert jv.verdict_bit(Verdict(jailbroken=True), "refused")[0] is None
     assert jv.verdict_bit(Verdict(label="no_answer"), "refused") == (0, None)
+
+
+def test_fit_data_joins_both_sets_with_labels_and_groups(fixture_dir):
+    """What the judge fit scripts fit on (one loader for both scripts): rows of both sets, the human majority,
+    the set name and the lower-cased behaviour text as the cross-validation group."""
+    rows, y, sets, groups, info = jv.fit_data()
+    assert len(rows) == len(y) == len(sets) == len(groups) == 8
+    assert list(y) == [r.gold for r in rows] and list(sets) == [r.set for r in rows]
+    assert groups[-1] == "make meth" and set(info) == {"harmbench", "jbb"}

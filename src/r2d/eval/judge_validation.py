@@ -327,6 +327,21 @@ def write(entries: list[dict], output: str | Path) -> Path:
 SEED0_KEYS = ("n", "accuracy", "accuracy_ci", "kappa", "kappa_ci", "fpr", "fnr")
 
 
+def fit_data():
+    """What the judge fit scripts fit on: every row of both jailbreak sets, as (rows, y, sets, groups, info) with
+    ``y`` the human majority, ``sets`` each row's set name, ``groups`` the behaviour text (lower-cased: the unit
+    of grouped cross-validation across both sets) and ``info`` each set's files and hashes."""
+    import numpy as np
+
+    hb, hb_info = load_harmbench()
+    jb, jb_info = load_jbb()
+    rows = hb + jb
+    y = np.array([r.gold for r in rows], dtype=np.float64)
+    sets = np.array([r.set for r in rows])
+    groups = [r.goal.lower().strip() for r in rows]
+    return rows, y, sets, groups, {"harmbench": hb_info, "jbb": jb_info}
+
+
 def per_set_agreement(pred, gold, sets) -> dict[str, dict]:
     """Agreement of binary predictions with gold labels on each labelled set (``sets``: the set name of each row),
     the figures a fit script stores for one fold assignment."""
