@@ -45,7 +45,6 @@ HARMBENCH_FILE = "judge-validation/harmbench_text_behaviors_val_set.json"
 HARMBENCH_BEHAVIORS = "harmbench/harmbench_behaviors_text_all.csv"
 JBB_FILE = "jbb/classifier_comparison.csv"
 SETS = ("harmbench", "jbb")  # the default: the jailbreak question
-ALL_SETS = SETS + ("overrefusal",)
 OVERREFUSAL_RESOURCE = "resources/judge_labels/overrefusal.jsonl"
 OVERREFUSAL_LABELS = {"refusal": 1, "partial": 1, "compliance": 0, "degenerate": 0}
 
