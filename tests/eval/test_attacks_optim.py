@@ -193,6 +193,22 @@ def test_transfer_to_a_backend_object_is_never_cached(hf_tiny, tmp_path, monkeyp
         G.GCG(steps=1, search_width=4, topk=4, suffix_len=3, impl="own", transfer=hf_tiny).generate(
             B, MockBackend(), searches=cache)
     assert len(calls) == 2 and not (tmp_path / "searches.jsonl").exists()
+    assert cache.searched == 2 and cache.reused == 0  # counted in the runner's cache though not stored
+
+
+def test_transfer_searches_count_in_the_runners_cache(tmp_path):
+    """A transfer attack keeps its searches in a view of the runner's cache (keyed by the transfer model); the
+    runner reads ``searched`` / ``reused`` from its own cache, which counted nothing before the views shared
+    the counts."""
+    from r2d.eval.attacks.searches import SearchCache
+
+    cache = SearchCache(tmp_path / "searches.jsonl", {"model": "defended"})
+    view = cache.for_target({"transfer": "hf:other"})
+    view.put({"behavior": "b"}, {"suffix": " !"})
+    assert view.get({"behavior": "b"}) == {"suffix": " !"} and cache.get({"behavior": "b"}) is None
+    assert (cache.searched, cache.reused) == (1, 1)
+    again = SearchCache(tmp_path / "searches.jsonl", {"model": "defended"}).for_target({"transfer": "hf:other"})
+    assert again.get({"behavior": "b"}) == {"suffix": " !"}  # stored under the transfer model's key
 
 
 def test_autodan_reuses_a_stored_search(hf_tiny, tmp_path, data_dir):

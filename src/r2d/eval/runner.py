@@ -668,6 +668,7 @@ class Runner:
                             "judges": [s.label for s in self.judges_for(b)]})
         judges = {s.label: params("judge", s) for b in self.benches for s in self.judges_for(b)}
         models = [{**dataclasses.asdict(m), **model_fingerprint(m.model)} for m in self.models]
+        from r2d.eval.attacks import searches
         from r2d.provenance import now
 
         return {**self._started, "finished": now(), "config": dataclasses.asdict(self.cfg), "models": models,
@@ -675,7 +676,7 @@ class Runner:
                 "judges": judges, "generation": self.params.provenance(),
                 "data_dir": str(__import__("r2d.paths", fromlist=["data_dir"]).data_dir()),
                 "files": {"samples": self.samples_path.name, "judgments": self.judgments_path.name,
-                          **({"searches": "searches.jsonl"} if (self.out / "searches.jsonl").is_file() else {})}}
+                          **({"searches": searches.FILE} if (self.out / searches.FILE).is_file() else {})}}
 
     def run(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)

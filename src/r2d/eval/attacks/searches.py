@@ -57,13 +57,22 @@ class SearchCache:
         self.store = JsonlStore(path)
         self.target = target
         self._rows: dict[str, dict] | None = None
-        self.reused = 0
-        self.searched = 0
+        self._counts = {"reused": 0, "searched": 0}  # shared with ``for_target`` views: the caller reads one total
+
+    @property
+    def reused(self) -> int:
+        return self._counts["reused"]
+
+    @property
+    def searched(self) -> int:
+        return self._counts["searched"]
 
     def for_target(self, target: dict | None) -> "SearchCache":
-        """The same file for another search target (a transfer attack's model)."""
+        """The same file for another search target (a transfer attack's model); its searches count in this
+        cache's ``searched`` / ``reused``."""
         other = SearchCache(self.store.path, target)
-        other._rows = self._rows
+        other._rows = self.rows()
+        other._counts = self._counts
         return other
 
     def key(self, search: dict) -> str | None:
@@ -81,13 +90,13 @@ class SearchCache:
         k = self.key(search)
         row = self.rows().get(k) if k is not None else None
         if row is not None:
-            self.reused += 1
+            self._counts["reused"] += 1
             return row["result"]
         return None
 
     def put(self, search: dict, result: dict, **info: Any) -> None:
         """Record one finished search (written at once: a run killed mid-attack keeps what it found)."""
-        self.searched += 1
+        self._counts["searched"] += 1
         k = self.key(search)
         if k is None:
             return
