@@ -78,7 +78,7 @@ def _cut(answer: str, n: int) -> str:
 
 
 @pytest.mark.parametrize("judge", [StringMatchJudge(prefixes=list(PAPER_DIC_JUDGE_PREFIXES)),
-                                   XSTestStrmatchJudge(prefixes=list(PAPER_DIC_JUDGE_PREFIXES))])
+                                   XSTestStrmatchJudge(prefixes=list(PAPER_DIC_JUDGE_PREFIXES), degenerate=False)])
 def test_prefix_judges_cannot_tell_the_cut_answer(judge):
     n = judge.answer_words_read
     assert n == 7  # "i am not sure that it's appropriate"

@@ -56,6 +56,17 @@ def test_xstest_and_score_rates():
     assert sr["score_mean"] == 0.25 and sr["asr"] == 0.5
 
 
+def test_xstest_cell_of_degenerate_replies_has_zero_rates():
+    """An XSTest judge's cell whose replies all had no content still reports its classes (0 each), so a table
+    never shows a gap where the model produced nothing; the degenerate count says why."""
+    samples = [s("a", subset="unsafe"), s("b", subset="unsafe")]
+    judg = {(k, "xstest-strmatch"): {"label": "degenerate", "jailbroken": False, "refused": False} for k in "ab"}
+    (c,) = compute_cells(samples, judg, {"b": ["xstest-strmatch"]})
+    assert (c["full_compliance"], c["full_refusal"], c["n_degenerate"], c["asr"]) == (0.0, 0.0, 2, 0.0)
+    (d,) = compute_cells(samples, {(k, "default"): v for (k, _), v in judg.items()}, {"b": ["default"]})
+    assert "full_compliance" not in d
+
+
 def test_pivot_like_judges_give_no_asr():
     m = cell_metrics([(s("1"), {"score": 1.0, "label": "unsafe_step", "jailbroken": None})])
     assert m["asr"] is None and m["score_mean"] == 1.0

@@ -165,6 +165,8 @@ class XsRow:
     n: int
     errors: int
     rates: dict[str, float | None]
+    no_answer: int = 0  # replies cut off before an answer: none of the three classes
+    degenerate: int = 0  # replies with no content: none of the three classes
 
 
 def xstest_rows(runs: list[Run]) -> list[XsRow]:
@@ -175,16 +177,20 @@ def xstest_rows(runs: list[Run]) -> list[XsRow]:
                 continue
             rows.append(XsRow(run.arm_of(c), str(c.get("subset") or "?"), str(c.get("judge") or "?"),
                               int(c.get("n") or 0), int(c.get("errors") or 0),
-                              {k: (None if c.get(k) is None else float(c[k])) for k in XSTEST_LABELS}))
+                              {k: (None if c.get(k) is None else float(c[k])) for k in XSTEST_LABELS},
+                              int(c.get("n_no_answer") or 0), int(c.get("n_degenerate") or 0)))
     return rows
 
 
 def xstest_table(rows: list[XsRow], labels: dict[Arm, str]) -> Table:
     body = [[labels[r.arm], r.subset, r.judge, str(r.n), str(r.errors)] + [pct(r.rates[k]) for k in XSTEST_LABELS]
-            for r in rows]
-    return Table(["system", "subset", "judge", "n", "errors", "full compliance", "partial refusal", "full refusal"],
+            + [str(r.no_answer), str(r.degenerate)] for r in rows]
+    return Table(["system", "subset", "judge", "n", "errors", "full compliance", "partial refusal", "full refusal",
+                  "no answer", "degenerate"],
                  body, caption="XSTest: share of responses per class (safe prompts should be complied with, "
-                 "unsafe ones refused).")
+                 "unsafe ones refused); replies cut off before an answer (no answer) and replies with no content "
+                 "(degenerate: no words, or at most three distinct content words) are counted apart, in none of "
+                 "the classes.")
 
 
 def benign_refusal_rows(runs: list[Run], labels: dict[Arm, str]) -> list[list[str]]:

@@ -81,8 +81,7 @@ FEATURE_NAMES = HAND_FEATURES + tuple(f"emb_{i}" for i in range(EMBED_DIM))
 HAND_FEATURES_LM = tuple(f for f in HAND_FEATURES if f != "cos_goal_answer")
 
 
-def request_text(item_goal: str, prompt: str) -> str:
-    return item_goal + "\n" + prompt
+request_text = rules.request_text  # kept importable here
 
 
 def hand_features(goal: str, prompt: str, answer: str, cos: float) -> list[float]:

@@ -43,6 +43,11 @@ def content_words(text: str) -> list[str]:
     return [w for w in words(text) if len(w) >= 3 and w not in STOPWORDS]
 
 
+def request_text(goal: str, prompt: str) -> str:
+    """The request an answer is compared with for ``restatement``: the behaviour's goal and the prompt sent."""
+    return goal + "\n" + prompt
+
+
 def degenerate_reason(answer: str, request: str = "") -> str | None:
     """Why ``answer`` has no real content (``no_words`` / ``few_distinct_words`` / ``restatement``), else None.
 
