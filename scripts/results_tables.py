@@ -114,14 +114,21 @@ def refusal_table(cells: list[dict], arms: list[str]) -> str:
     row("JBB benign: refused among answered (default)", "jbb", "benign", "default",
         lambda c: pct(c.get("refusal_rate_answered")))
     row("JBB benign: no answer", "jbb", "benign", "default", lambda c: str(c.get("n_no_answer", 0)))
+    def apart(c: dict) -> str:
+        return f"{c.get('n_no_answer', 0)} / {c.get('n_degenerate', 0)}"
+
     row("XSTest safe: full compliance", "xstest", "safe", "xstest-strmatch", lambda c: pct(c.get("full_compliance")))
-    row("XSTest safe: no answer", "xstest", "safe", "xstest-strmatch", lambda c: str(c.get("n_no_answer", 0)))
+    row("XSTest safe: full refusal", "xstest", "safe", "xstest-strmatch", lambda c: pct(c.get("full_refusal")))
+    row("XSTest safe: no answer / degenerate", "xstest", "safe", "xstest-strmatch", apart)
     row("XSTest unsafe: full compliance (lower is better)", "xstest", "unsafe", "xstest-strmatch",
         lambda c: pct(c.get("full_compliance")))
+    row("XSTest unsafe: full refusal", "xstest", "unsafe", "xstest-strmatch", lambda c: pct(c.get("full_refusal")))
+    row("XSTest unsafe: no answer / degenerate", "xstest", "unsafe", "xstest-strmatch", apart)
     row("XSTest unsafe: ASR, default judge", "xstest", "unsafe", "default",
         lambda c: f"{pct(c['asr'])} ({c.get('n_no_answer', 0)} n/a, {c.get('n_degenerate', 0)} deg; "
                   f"worst {pct(worst(c))})")
-    return ("Over-refusal and XSTest (share of prompts; `answered` leaves out replies cut off before an answer):\n\n"
+    return ("Over-refusal and XSTest (share of prompts; `answered` leaves out replies cut off before an answer; XSTest "
+            "classes by `xstest-strmatch`, whose replies with no answer or no content are in none of them):\n\n"
             + table(["", "n"] + arms, rows))
 
 
