@@ -19,7 +19,8 @@ def test_buffer_layer_matches_dynamic_layer():
     g = torch.Generator().manual_seed(0)
     old, new = DynamicLayer(), BufferLayer(capacity=12)
     assert new.get_seq_length() == 0
-    for n, keep in [(5, None), (1, None), (1, torch.tensor([0, 2, 3])), (1, None), (1, torch.tensor([1])), (1, None)]:
+    steps = [(5, None), (1, None), (1, torch.tensor([0, 2, 3])), (1, None), (1, torch.tensor([1])), (1, None), (2, None)]
+    for n, keep in steps:  # the buffer starts at 10 positions and grows to 12 at the last step
         if keep is not None:
             old.batch_select_indices(keep)
             new.batch_select_indices(keep)
@@ -30,18 +31,19 @@ def test_buffer_layer_matches_dynamic_layer():
         assert old.get_seq_length() == new.get_seq_length() and old.get_mask_sizes(1) == new.get_mask_sizes(1)
     old.crop(-2)
     new.crop(-2)
-    assert torch.equal(old.keys, new.keys) and new.get_seq_length() == old.get_seq_length() == 8
+    assert torch.equal(old.keys, new.keys) and new.get_seq_length() == old.get_seq_length() == 10
+    assert new._k.shape[2] == 12  # grown from 10
     with pytest.raises(ValueError, match="capacity"):
         new.update(*_kv(g, 1, 6))
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_logits_identical_to_dynamic_cache_with_rows_dropped(byte_tok, attn):
-    """Prompt forward plus 12 greedy steps of a left-padded batch (prompts of 3..19 tokens), rows dropped at
-    steps 3 and 7: every step's logits are bit-identical with either cache."""
+    """Prompt forward plus 12 greedy steps of a left-padded batch (prompts of 2..9 tokens), rows dropped at
+    steps 3 and 7, the buffer doubled at step 9: every step's logits are bit-identical with either cache."""
     model = make_lively(byte_tok, seed=1)
     model.set_attn_implementation(attn)
-    lengths = [19, 3, 11, 7, 15, 5]
+    lengths = [9, 3, 6, 2, 8, 5]
     g = torch.Generator().manual_seed(2)
     width = max(lengths)
     ids = torch.randint(3, 300, (len(lengths), width), generator=g)
@@ -68,7 +70,9 @@ def test_logits_identical_to_dynamic_cache_with_rows_dropped(byte_tok, attn):
         return logits
 
     old = run(DynamicCache(config=model.config))
-    new = run(buffer_cache(model.config.num_hidden_layers, width + 12))
+    cache = buffer_cache(model.config.num_hidden_layers, width + 12)
+    new = run(cache)
+    assert cache.layers[0]._k.shape[2] == width + 12 > 2 * width  # it did grow
     assert [x.shape[0] for x in new] == [6] * 4 + [4] * 4 + [2] * 4
     for step, (a, b) in enumerate(zip(old, new)):
         assert torch.equal(a, b), f"step {step}: max diff {(a - b).abs().max()}"

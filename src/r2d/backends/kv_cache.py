@@ -2,8 +2,8 @@
 
 transformers' ``DynamicLayer`` appends a step's keys/values with ``torch.cat``, copying the layer's whole
 cache every step (about a fifth of a decode step of SmolLM2-135M at batch 32 on CPU). ``BufferLayer``
-allocates, at the prompt's forward, a buffer for ``capacity`` positions (prompt width + max new tokens)
-and copies only the new positions into it; attention reads a view of the filled part. The prompt's
+keeps per layer a buffer (at most prompt width + max new tokens positions, doubled as it fills) and
+copies only the new positions into it; attention reads a view of the filled part. The prompt's
 forward gets its own key/value tensors back, exactly what ``DynamicLayer`` hands it, and every later step
 reads the same values in the same order, so greedy outputs are token-identical
 (tests/backends/test_hf_pruned_decode.py, bench/generate_throughput.py).
@@ -18,8 +18,10 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 
 class BufferLayer(DynamicLayer):
-    """A ``DynamicLayer`` over a preallocated ``[batch, heads, capacity, head_dim]`` buffer per keys and values;
-    ``keys``/``values`` are views of its first ``get_seq_length()`` positions."""
+    """A ``DynamicLayer`` over ``[batch, heads, size, head_dim]`` buffers for keys and values, written in place;
+    ``keys``/``values`` are views of their first ``get_seq_length()`` positions. The buffers start at twice
+    the prompt's length and double when full (never beyond ``capacity``), so memory follows what is used
+    rather than the worst case, at the price of a copy on the rare doubling."""
 
     def __init__(self, capacity: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -28,15 +30,31 @@ class BufferLayer(DynamicLayer):
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         self.device, self.is_initialized = key_states.device, True
-        self._k = key_states.new_empty((*key_states.shape[:2], self.capacity, key_states.shape[-1]))
-        self._v = value_states.new_empty((*value_states.shape[:2], self.capacity, value_states.shape[-1]))
+        size = min(self.capacity, 2 * key_states.shape[-2])
+        self._k = key_states.new_empty((*key_states.shape[:2], size, key_states.shape[-1]))
+        self._v = value_states.new_empty((*value_states.shape[:2], size, value_states.shape[-1]))
+
+    def _move(self, size: int, rows: torch.Tensor | None = None) -> None:
+        """New buffers of ``size`` positions holding the filled part of batch rows ``rows`` (default: all)."""
+        n = self.length
+
+        def move(buf: torch.Tensor) -> torch.Tensor:
+            src = buf[:, :, :n] if rows is None else buf[rows, :, :n]
+            new = buf.new_empty((src.shape[0], buf.shape[1], size, buf.shape[-1]))
+            new[:, :, :n] = src
+            return new
+
+        self._k, self._v = move(self._k), move(self._v)
+        self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
         start, end = self.length, self.length + key_states.shape[-2]
         if end > self.capacity:
             raise ValueError(f"BufferLayer: {end} positions exceed its capacity of {self.capacity}")
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        elif end > self._k.shape[2]:
+            self._move(min(self.capacity, 2 * end))
         self._k[:, :, start:end].copy_(key_states)
         self._v[:, :, start:end].copy_(value_states)
         self.length = end
@@ -63,13 +81,9 @@ class BufferLayer(DynamicLayer):
             self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        """Keep the batch rows ``indices`` (a gather of the filled part into a new buffer)."""
+        """Keep the batch rows ``indices`` (their filled part is gathered into new buffers)."""
         if self.is_initialized:
-            k, v = self._k.new_empty((len(indices), *self._k.shape[1:])), self._v.new_empty((len(indices), *self._v.shape[1:]))
-            k[:, :, :self.length] = self._k[indices, :, :self.length]
-            v[:, :, :self.length] = self._v[indices, :, :self.length]
-            self._k, self._v = k, v
-            self.keys, self.values = k[:, :, :self.length], v[:, :, :self.length]
+            self._move(self._k.shape[2], indices)
 
     reorder_cache = batch_select_indices
 
