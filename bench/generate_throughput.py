@@ -116,20 +116,26 @@ def bench_hf(model_name: str, limit: int, new_tokens: int, batch: int, loop_n: i
            for m, rs in runs.items()}
 
     # the opt-in early stopping, at the word count the prefix judges read; verdicts compared with the full answers
+    # (left out when no judge of the mix reads only a prefix: there is no word count to stop at)
     n_words = max(j.answer_words_read or 0 for _, _, _, j in mix)
-    backend.decode = "pruned"
-    early, dt, cpu = _run(backend, chats, GenParams(max_new_tokens=new_tokens, batch_size=batch,
-                                                    stop_after_answer_words=n_words), batch)
+    early_res = {"skipped": "no judge of the mix reads only a prefix of the answer"}
+    if n_words:
+        backend.decode = "pruned"
+        early, dt, cpu = _run(backend, chats, GenParams(max_new_tokens=new_tokens, batch_size=batch,
+                                                        stop_after_answer_words=n_words), batch)
 
-    def verdict(item, comp):
-        _, chat, behavior, judge = item
-        v = judge.judge_one(JudgeInput(behavior, chat[-1]["content"], comp.text, visible_answer(comp.text)))
-        return (v.label, v.refused, v.jailbroken)
+        def verdict(item, comp):
+            _, chat, behavior, judge = item
+            v = judge.judge_one(JudgeInput(behavior, chat[-1]["content"], comp.text, visible_answer(comp.text)))
+            return (v.label, v.refused, v.jailbroken)
 
-    agree = [verdict(it, f) == verdict(it, e) for it, f, e in zip(mix, outs["pruned"], early)]
-    early_res = {"stop_after_answer_words": n_words, **_stats(early, dt, cpu), "load_avg_1m": round(os.getloadavg()[0], 1),
-                 "stopped": sum("stopped_after_answer_words" in c.meta for c in early),
-                 "verdicts_identical": sum(agree), "verdicts_compared": len(agree)}
+        agree = [verdict(it, f) == verdict(it, e) for it, f, e in zip(mix, outs["pruned"], early)]
+        early_res = {"stop_after_answer_words": n_words, **_stats(early, dt, cpu),
+                     "load_avg_1m": round(os.getloadavg()[0], 1),
+                     "stopped": sum("stopped_after_answer_words" in c.meta for c in early),
+                     "verdicts_identical": sum(agree), "verdicts_compared": len(agree),
+                     "speedup_wall_vs_old": round(med["generate"]["seconds"] / dt, 2),
+                     "speedup_cpu_vs_old": round(med["generate"]["cpu_seconds"] / cpu, 2)}
 
     # plain per-prompt model.generate on every k-th prompt (the same rendered prompts)
     model, tok = backend.model, backend.tokenizer
@@ -154,8 +160,7 @@ def bench_hf(model_name: str, limit: int, new_tokens: int, batch: int, loop_n: i
             "speedup_cpu_time": round(med["generate"]["cpu_seconds"] / med["pruned"]["cpu_seconds"], 2),
             "exact_match": {"identical": not mismatches, "mismatched_prompts": sorted(set(mismatches)),
                             "compared": len(chats) * repeats},
-            "early_stop": {**early_res, "speedup_wall_vs_old": round(med["generate"]["seconds"] / dt, 2),
-                           "speedup_cpu_vs_old": round(med["generate"]["cpu_seconds"] / cpu, 2)},
+            "early_stop": early_res,
             "loop": {"prompts": len(picked), **loop},
             "new_vs_loop_tok_per_s": round(med["pruned"]["tok_per_s"] / loop["tok_per_s"], 2),
             "backend": backend}
@@ -259,7 +264,8 @@ def main() -> int:
                                            f"mismatches {hf['exact_match']['mismatched_prompts']})"),
             (f"hf per-prompt model.generate loop ({hf['loop']['prompts']} prompts)", f"{hf['loop']['tok_per_s']} tok/s"),
             ("  new / loop (tok/s)", f"{hf['new_vs_loop_tok_per_s']}x"),
-            (f"opt-in stop_after_answer_words={es['stop_after_answer_words']}",
+            (f"opt-in stop_after_answer_words={es.get('stop_after_answer_words', '-')}",
+             es["skipped"] if "skipped" in es else
              f"{es['seconds']} s ({es['speedup_wall_vs_old']}x wall vs old), {es['stopped']} stopped early, "
              f"verdicts identical {es['verdicts_identical']}/{es['verdicts_compared']}"),
             ("openai mock 200 ms, concurrency 1", f"{openai_res['concurrency_1']['req_per_s']} req/s"),

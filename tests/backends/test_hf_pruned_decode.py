@@ -65,6 +65,33 @@ def test_pruned_equals_generate_plain(byte_tok):
     _same(ref.generate(CHATS, p), new.generate(CHATS, p))
 
 
+def test_buffer_cache_equals_dynamic_cache(byte_tok, monkeypatch):
+    """The pruned loop with its in-place cache (``r2d.backends.kv_cache``) gives the same token ids as with
+    transformers' ``DynamicCache`` (the cache ``generate`` uses): left-padded prompts of different lengths,
+    a logits processor, rows ending at different steps."""
+    import r2d.backends.kv_cache as kv_cache
+    from transformers import DynamicCache
+
+    _, new = _pair(byte_tok, 1)
+    eot = byte_tok.convert_tokens_to_ids("<|im_end|>")
+    prompts = [new.prompt_ids(c) for c in CHATS]
+    width = max(map(len, prompts))
+    ids = torch.tensor([[byte_tok.pad_token_id] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+
+    def run():
+        procs, _ = new._processors(GenParams(extra={"logits_processors": [EndSome(eot, set(range(0, 400, 19)))]}))
+        with torch.inference_mode():
+            return new._greedy_pruned(ids, mask, procs, 30)
+
+    seqs = run()
+    monkeypatch.setattr(kv_cache, "buffer_cache", lambda layers, capacity: DynamicCache())
+    ref = run()
+    assert torch.equal(seqs, ref)
+    ended = [next((k for k, t in enumerate(r[width:].tolist()) if t == eot), 30) for r in ref]
+    assert len(set(ended)) >= 4 and max(ended) == 30, ended  # rows really were dropped at different steps
+
+
 def test_processors_see_the_whole_batch(byte_tok):
     """Processors get the whole batch's ids every step (stateful ones index rows by batch position)."""
     _, new = _pair(byte_tok, 0)

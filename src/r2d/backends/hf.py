@@ -203,12 +203,17 @@ class HFBackend:
         if gc is not None and any(getattr(gc, k, d) not in (d, None) for k, d in _GENERATE_DEFAULTS.items()):
             return False  # the model's generation config asks generate for beams or its own logits processors
         if self._prunable is None:
-            from transformers import DynamicCache
             from transformers.cache_utils import DynamicLayer
 
-            layers = DynamicCache(config=self.model.config).layers
+            layers = self._cache_layers()
             self._prunable = bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
         return self._prunable
+
+    def _cache_layers(self) -> list:
+        """The layers of the ``DynamicCache`` that ``generate`` would build for this model."""
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.model.config).layers
 
     def _greedy_pruned(self, input_ids, attention, procs, max_new_tokens: int, early=None):
         """Greedy decoding with a KV cache, dropping each row from the running batch once it emits an
@@ -218,15 +223,17 @@ class HFBackend:
         It matches ``generate``'s greedy path step for step: the same left padding, attention mask and
         position ids (``cumsum(mask) - 1``), float32 logits of the last position, logits processors called
         with the whole batch's ids and scores (finished rows get a zero score row they never read back),
-        argmax, and the same end ids. Only the batch shape of later steps differs."""
+        argmax, and the same end ids. Only the batch shape of later steps differs. The KV cache is written in
+        place (``r2d.backends.kv_cache``) rather than concatenated every step."""
         import torch
-        from transformers import DynamicCache
+
+        from r2d.backends.kv_cache import buffer_cache
 
         model, pad = self.model, self.tokenizer.pad_token_id
         end = torch.tensor(sorted(self._end_ids()), device=input_ids.device)
         batch, width = input_ids.shape
         position = (attention.long().cumsum(-1) - 1).masked_fill(attention == 0, 0)
-        cache = DynamicCache(config=model.config)
+        cache = buffer_cache(len(self._cache_layers()), width + max_new_tokens)
         out = model(input_ids=input_ids, attention_mask=attention, position_ids=position, cache=cache,
                     use_cache=True, logits_to_keep=1)
         seqs = torch.cat([input_ids, torch.full((batch, max_new_tokens), pad, dtype=input_ids.dtype,
