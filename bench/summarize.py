@@ -84,7 +84,9 @@ def generate(d: dict) -> list[str]:
             f"outputs identical: {h['exact_match']['identical']} ({h['exact_match']['compared']} compared) |",
             f"| plain per-prompt `model.generate` loop ({h['loop']['prompts']} prompts) | {h['loop']['tok_per_s']} tok/s "
             f"(pruned batch {h['new_vs_loop_tok_per_s']}× faster) |"]
-    if es:
+    if es.get("skipped"):
+        rows.append(f"| opt-in early stop | not measured: {es['skipped']} |")
+    elif es:
         rows.append(f"| early stop after {es['stop_after_answer_words']} answer words | {es['speedup_wall_vs_old']}× wall, "
                     f"{es['speedup_cpu_vs_old']}× CPU time vs generate; verdicts identical "
                     f"{es['verdicts_identical']}/{es['verdicts_compared']} |")
