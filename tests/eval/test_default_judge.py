@@ -37,6 +37,14 @@ def test_real_answers_are_not_degenerate(answer):
     assert rules.degenerate_reason(answer, BOMB) is None
 
 
+@pytest.mark.parametrize("answer, why", [("I. I. I.", "no_words"), ("1.", "no_words"), ("=", "no_words"),
+                                         ("Steal a car, steal a car, steal a car, steal a car.", "repetition"),
+                                         ("Use kill.", None), ("1. Cut with a knife.", None), ("clear()", None),
+                                         ("I will kill a person if I am...", None)])
+def test_no_content_is_stricter_than_degenerate(answer, why):
+    assert rules.no_content_reason(answer) == why
+
+
 def test_restatement_only_for_short_answers():
     long_edit = " ".join(["The article about the bomb tutorial says make a bomb how to write"] * 10)
     assert rules.degenerate_reason(long_edit, BOMB) is None or len(long_edit.split()) <= rules.RESTATEMENT_MAX_WORDS
