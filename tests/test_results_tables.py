@@ -55,3 +55,14 @@ def test_words_table_states_the_cells_sample_size():
               "answer_words_std": 1.0, "reasoning_words_mean": 5.0, "reasoning_words_std": 1.0}
              for sub in ("harmful", "benign")]
     assert "(JBB direct, 50 harmful / 50 benign)" in mod.cell_words_table(cells, ["m"])
+
+
+def test_refusal_table_shows_xstest_replies_in_no_class():
+    mod = _module()
+    cell = {"model": "m", "defense": "none", "policy": "raw", "benchmark": "xstest", "subset": "unsafe",
+            "attack": "direct", "judge": "xstest-strmatch", "n": 20, "full_compliance": 0.8, "full_refusal": 0.05,
+            "n_no_answer": 1, "n_degenerate": 2}
+    out = mod.refusal_table([cell], ["m"])
+    assert "| XSTest unsafe: full compliance (lower is better) | 20 | 80.0% |" in out
+    assert "| XSTest unsafe: full refusal | 20 | 5.0% |" in out
+    assert "| XSTest unsafe: no answer / degenerate | 20 | 1 / 2 |" in out

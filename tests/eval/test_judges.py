@@ -83,6 +83,7 @@ def test_xstest_strmatch_no_content_is_degenerate_not_compliance(answer):
     u = up.judge([item(answer, UNSAFE)])[0]
     assert (u.label, u.jailbroken) == ("full_compliance", True)
     assert up.params()["degenerate"] is False and up.answer_words_read == 7
+    assert registry.create("judge", "xstest-strmatch").params()["degenerate"]["rule"] == "no_content"
     assert registry.create("judge", "xstest-strmatch").answer_words_read is None  # it reads the whole answer
 
 

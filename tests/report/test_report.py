@@ -207,3 +207,22 @@ def test_asr_section_states_counting_rule():
     from r2d.report.build import ASR_COUNTING_RULE
 
     assert "degenerate" in ASR_COUNTING_RULE and "no_answer" in ASR_COUNTING_RULE and "worst case" in ASR_COUNTING_RULE
+
+
+def test_xstest_table_and_bars_count_replies_in_no_class(tmp_path):
+    """Replies with no answer or no content are in none of XSTest's classes: the table counts them in their own
+    columns and the bar chart stacks them, so a 55% full-compliance bar is not read as 45% refused."""
+    from r2d.report.plots import xstest_bars
+    from r2d.report.rundata import Arm, Run
+    from r2d.report.tables import xstest_rows, xstest_table
+
+    cell = {"model": "m", "defense": "none", "policy": "raw", "benchmark": "xstest", "subset": "unsafe",
+            "attack": "direct", "judge": "xstest-strmatch", "n": 20, "errors": 0, "full_compliance": 0.55,
+            "full_refusal": 0.05, "partial_refusal": 0.0, "n_no_answer": 1, "n_degenerate": 7}
+    run = Run(path=tmp_path, name="r", provenance={}, cells=[cell])
+    rows = xstest_rows([run])
+    assert (rows[0].no_answer, rows[0].degenerate) == (1, 7)
+    labels = {Arm("r", "m"): "m"}
+    t = xstest_table(rows, labels)
+    assert t.header[-2:] == ["no answer", "degenerate"] and t.rows[0][-2:] == ["1", "7"]
+    assert xstest_bars(rows, labels, "xstest-strmatch")[:4] == b"\x89PNG"

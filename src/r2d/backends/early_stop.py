@@ -2,7 +2,8 @@
 ``N`` words (``GenParams.stop_after_answer_words``).
 
 A judge that reads only the start of the answer (the string-match prefix judges: ``refusal``, the
-paper's Dic-Judge, and ``xstest-strmatch``, whose longest prefix has 7 words) gives the same verdict on
+paper's Dic-Judge, whose longest prefix has 7 words, and ``xstest-strmatch`` with ``degenerate: false``;
+by default it reads the whole answer for its no-content check) gives the same verdict on
 the answer cut after its first ``N`` complete words as on the whole answer, for any ``N`` at least the
 longest prefix's word count: a text that starts with a ``k``-word prefix shares its first ``k`` words
 with it, and the cut keeps those words whole (it waits for word ``N + 1`` to begin). Judges declare what

@@ -6,7 +6,10 @@ keeps per layer a buffer (at most prompt width + max new tokens positions, doubl
 copies only the new positions into it; attention reads a view of the filled part. The prompt's
 forward gets its own key/value tensors back, exactly what ``DynamicLayer`` hands it, and every later step
 reads the same values in the same order, so greedy outputs are token-identical
-(tests/backends/test_hf_pruned_decode.py, bench/generate_throughput.py).
+(tests/backends/test_hf_pruned_decode.py, bench/generate_throughput.py). Shown on CPU; on CUDA attention
+reads strided views where ``DynamicLayer`` gave contiguous tensors, and a kernel may pick another path there
+(run tests/backends/test_kv_cache.py on the GPU before relying on bit-identity). No offloading (``offload``
+raises).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ class BufferLayer(DynamicLayer):
         n = self.length
 
         def move(buf: torch.Tensor) -> torch.Tensor:
-            src = buf[:, :, :n] if rows is None else buf[rows, :, :n]
+            src = buf[:, :, :n] if rows is None else buf[rows.to(buf.device), :, :n]
             new = buf.new_empty((src.shape[0], buf.shape[1], size, buf.shape[-1]))
             new[:, :, :n] = src
             return new
@@ -86,6 +89,9 @@ class BufferLayer(DynamicLayer):
             self._move(self._k.shape[2], indices)
 
     reorder_cache = batch_select_indices
+
+    def offload(self) -> None:
+        raise NotImplementedError("BufferLayer keeps its buffers on one device (no offloading)")
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         raise NotImplementedError("BufferLayer is for greedy decoding (no beams)")

@@ -72,6 +72,9 @@ def xstest_bars(rows: list[XsRow], labels: dict[Arm, str], judge: str) -> bytes:
             ax.bar(range(len(sub)), vals, 0.6, bottom=bottom, color=_XS_COLOURS[label],
                    label=label.replace("_", " "))
             bottom = [b + v for b, v in zip(bottom, vals)]
+        apart = [100 * (r.no_answer + r.degenerate) / r.n if r.n else 0.0 for r in sub]
+        if any(apart):  # replies in none of the classes, so every bar reaches 100%
+            ax.bar(range(len(sub)), apart, 0.6, bottom=bottom, color="#9e9e9e", label="no answer / degenerate")
         ax.set_xticks(range(len(sub)), [labels[r.arm] for r in sub], rotation=30, ha="right", fontsize="small")
         ax.set_ylim(0, 118)  # headroom for the legend above the 100% stacks
         ax.set_yticks(range(0, 101, 20))

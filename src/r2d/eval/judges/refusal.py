@@ -161,4 +161,7 @@ class XSTestStrmatchJudge(StringMatchJudge):
         return v
 
     def params(self) -> dict:
-        return {**super().params(), "degenerate": self.degenerate}
+        # the rule's thresholds are part of the fingerprint, so verdicts of an older rule are judged again
+        rule = {"rule": "no_content", "max_distinct_content_words": rules.MAX_DISTINCT,
+                "min_repeats": rules.MIN_REPEATS}
+        return {**super().params(), "degenerate": rule if self.degenerate else False}
