@@ -154,7 +154,8 @@ def kv_cache(d: dict) -> list[str]:
             f"One decode step at batch {pr['batch']} over a {pr['kv_tokens']}-token KV ({pr['padded_rows']} rows "
             f"left-padded by {pr['pad_width']}): step CPU time without the profiler (median of {pr['timed_steps']}), "
             f"and `torch.profiler` self-CPU time per step (mean of {pr['profiled_steps']}; share of the profiled "
-            f"step; attention = the `scaled_dot_product` ops).", "",
+            f"step; attention = the `scaled_dot_product` ops). The profiler's times are wall time inside each op, so on a "
+            f"shared CPU they include time spent on other jobs; the step CPU ms column is process CPU time.", "",
             *prof, "",
             f"Step CPU time buffer / dynamic: **{pr['buffer_over_dynamic_step_cpu']}×**.", ""]
 
