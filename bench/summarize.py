@@ -125,9 +125,44 @@ def gpu(d: dict) -> list[str]:
             f"Model: {d['model']}. `dtype: auto` chose bf16 on CUDA for training and generation.", "", *rows, ""]
 
 
+def kv_cache(d: dict) -> list[str]:
+    m, pr, s = d["mix"], d["profile"], d["settings"]
+    em = m["exact_match"]
+    rows = ["| pruned loop's cache | tokens | CPU s | tok / CPU s | tok / wall s |", "|---|---|---|---|---|"]
+    for kind, label in (("dynamic", "transformers `DynamicCache` (`kv_cache: dynamic`)"),
+                        ("buffer", "r2d `BufferLayer`, in place (`kv_cache: buffer`, default)")):
+        v = m["median"][kind]
+        rows.append(f"| {label} | {v['tokens']} | {v['cpu_seconds']} | {v['tok_per_cpu_s']} | {v['tok_per_s']} |")
+    prof = ["| cache | step CPU ms | `aten::cat` ms | `aten::mm` ms | attention ms | `aten::copy_` ms |",
+            "|---|---|---|---|---|---|"]
+    for kind in ("dynamic", "buffer"):
+        v = pr[kind]
+        ops, share = v["self_cpu_ms_per_step"], v["self_cpu_share_pct"]
+        prof.append(f"| {kind} | {v['step_cpu_ms_median']} | "
+                    + " | ".join(f"{ops[k]} ({share[k]}%)" for k in ("cat", "mm", "attention", "copy_")) + " |")
+    load = d["provenance"].get("load_avg_at_end")
+    runs = ", ".join(f"{k}: " + "/".join(str(r["tok_per_cpu_s"]) for r in rs) for k, rs in m["runs"].items())
+    return [f"### KV cache of the pruned loop (`bench/kv_cache.py`; {_commit(d)})", "",
+            f"{d['provenance']['model']}, greedy, {m['prompts']} prompts of the main job's mix (`--mix-limit "
+            f"{s['mix_limit']}`), bs {s['batch_size']}, {s['new_tokens']} new tokens, "
+            f"{len(next(iter(m['runs'].values())))} interleaved round(s), torch threads "
+            f"{d['provenance'].get('torch_threads')}, load average at end {load}.", "",
+            *rows, "",
+            f"BufferLayer / DynamicCache: **{m['buffer_over_dynamic_tok_per_cpu_s']}×** tokens per CPU second "
+            f"({m['buffer_over_dynamic_tok_per_s']}× wall; runs {runs}). Generated ids and completions identical: "
+            f"{em['identical']} ({em['compared']} prompts compared).", "",
+            f"One decode step at batch {pr['batch']} over a {pr['kv_tokens']}-token KV ({pr['padded_rows']} rows "
+            f"left-padded by {pr['pad_width']}): step CPU time without the profiler (median of {pr['timed_steps']}), "
+            f"and `torch.profiler` self-CPU time per step (mean of {pr['profiled_steps']}; share of the profiled "
+            f"step; attention = the `scaled_dot_product` ops). The profiler's times are wall time inside each op, so on a "
+            f"shared CPU they include time spent on other jobs; the step CPU ms column is process CPU time.", "",
+            *prof, "",
+            f"Step CPU time buffer / dynamic: **{pr['buffer_over_dynamic_step_cpu']}×**.", ""]
+
+
 def render() -> str:
     out: list[str] = []
-    for name, fn in (("train_throughput", train), ("generate_throughput", generate),
+    for name, fn in (("train_throughput", train), ("generate_throughput", generate), ("kv_cache", kv_cache),
                      ("synthesis_throughput", synthesis), ("gpu_check", gpu)):
         d = _load(name)
         out += fn(d) if d else [f"### {name}: no results file yet", ""]

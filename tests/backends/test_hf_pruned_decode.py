@@ -92,6 +92,40 @@ def test_buffer_cache_equals_dynamic_cache(byte_tok, monkeypatch):
     assert len(set(ended)) >= 4 and max(ended) == 30, ended  # rows really were dropped at different steps
 
 
+def test_kv_cache_switch(byte_tok):
+    """``kv_cache="dynamic"`` runs the pruned loop over transformers' ``DynamicCache`` (its layers concatenate),
+    ``"buffer"`` (the default) over ``BufferLayer``; both give the same completions; other values are refused."""
+    from transformers.cache_utils import DynamicLayer
+
+    from r2d.backends.kv_cache import BufferLayer
+
+    model = make_lively(byte_tok, seed=1)
+    eot = byte_tok.convert_tokens_to_ids("<|im_end|>")
+    seen: dict[str, set] = {}
+    outs = {}
+    for name in ("buffer", "dynamic"):
+        b = HFBackend(model, byte_tok, progress=False, decode="pruned", **({} if name == "buffer" else {"kv_cache": name}))
+        assert b.kv_cache == name
+        real = b.model.forward
+
+        def spy(*a, _real=real, _name=name, **k):
+            seen.setdefault(_name, set()).update(type(layer) for layer in k["cache"].layers)
+            return _real(*a, **k)
+
+        b.model.forward = spy
+        try:
+            p = GenParams(max_new_tokens=20, batch_size=5,
+                          extra={"logits_processors": [EndSome(eot, set(range(0, byte_tok.vocab_size, 19)))]})
+            outs[name] = b.generate(CHATS, p)
+        finally:
+            del b.model.forward
+    assert seen == {"buffer": {BufferLayer}, "dynamic": {DynamicLayer}}
+    _same(outs["buffer"], outs["dynamic"])
+    assert len({c.completion_tokens for c in outs["dynamic"]}) >= 3  # rows were dropped at different steps
+    with pytest.raises(ValueError, match="kv_cache"):
+        HFBackend(model, byte_tok, decode="pruned", kv_cache="static")
+
+
 def test_processors_see_the_whole_batch(byte_tok):
     """Processors get the whole batch's ids every step (stateful ones index rows by batch position)."""
     _, new = _pair(byte_tok, 0)

@@ -21,6 +21,7 @@ from r2d.backends.early_stop import AnswerWordStop
 from r2d.registry import register
 
 DECODE_MODES = ("pruned", "generate")
+KV_CACHES = ("buffer", "dynamic")  # the pruned loop's KV cache: r2d's in-place BufferLayer, or transformers' DynamicCache
 # generation-config fields (with their neutral values) that make ``model.generate`` search or reshape scores
 # beyond plain greedy; a model that sets any of them is decoded by ``generate`` itself
 _GENERATE_DEFAULTS: dict[str, Any] = {
@@ -40,17 +41,22 @@ class HFBackend:
     supports_logits_processors = True
 
     def __init__(self, model: Any = None, tokenizer: Any = None, dtype: str = "auto", device: str | None = "auto",
-                 guard: bool = True, progress: bool = True, expand: bool = False, decode: str = "generate") -> None:
+                 guard: bool = True, progress: bool = True, expand: bool = False, decode: str = "generate",
+                 kv_cache: str = "buffer") -> None:
         """``model``: an alias/path/Hub id (loaded with ``r2d.models.load_model``) or a loaded
         ``PreTrainedModel`` (then ``tokenizer`` is required). ``expand``: add the R2D token rows to a
         model that lacks them (off: a vanilla model is evaluated exactly as published). ``decode``:
         ``"generate"`` (default) uses ``model.generate``; ``"pruned"`` runs greedy batches through r2d's own
         KV-cache loop that drops finished rows from the batch (token-identical to ``generate``:
         tests/backends/test_hf_pruned_decode.py, bench/generate_throughput.py). Sampling and stop strings
-        always use ``generate``."""
+        always use ``generate``. ``kv_cache``: the pruned loop's KV cache, ``"buffer"`` (default: written in place,
+        ``r2d.backends.kv_cache``) or ``"dynamic"`` (transformers' ``DynamicCache``, which concatenates every
+        step; the same tokens, kept for comparison: bench/kv_cache.py)."""
         if decode not in DECODE_MODES:
             raise ValueError(f"hf backend: decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
-        self.decode = decode
+        if kv_cache not in KV_CACHES:
+            raise ValueError(f"hf backend: kv_cache must be one of {', '.join(KV_CACHES)}, got {kv_cache!r}")
+        self.decode, self.kv_cache = decode, kv_cache
         self._prunable: bool | None = None  # whether the model's KV cache allows dropping rows
         if model is None or isinstance(model, str):
             from r2d.models import DEFAULT_MODEL, load_model
@@ -224,7 +230,7 @@ class HFBackend:
         position ids (``cumsum(mask) - 1``), float32 logits of the last position, logits processors called
         with the whole batch's ids and scores (finished rows get a zero score row they never read back),
         argmax, and the same end ids. Only the batch shape of later steps differs. The KV cache is written in
-        place (``r2d.backends.kv_cache``) rather than concatenated every step."""
+        place (``r2d.backends.kv_cache``) rather than concatenated every step, unless ``kv_cache="dynamic"``."""
         import torch
 
         from r2d.backends.kv_cache import buffer_cache
@@ -233,7 +239,12 @@ class HFBackend:
         end = torch.tensor(sorted(self._end_ids()), device=input_ids.device)
         batch, width = input_ids.shape
         position = (attention.long().cumsum(-1) - 1).masked_fill(attention == 0, 0)
-        cache = buffer_cache(len(self._cache_layers()), width + max_new_tokens)
+        if self.kv_cache == "dynamic":
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=model.config)
+        else:
+            cache = buffer_cache(len(self._cache_layers()), width + max_new_tokens)
         out = model(input_ids=input_ids, attention_mask=attention, position_ids=position, cache=cache,
                     use_cache=True, logits_to_keep=1)
         seqs = torch.cat([input_ids, torch.full((batch, max_new_tokens), pad, dtype=input_ids.dtype,
