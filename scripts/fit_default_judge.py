@@ -176,7 +176,7 @@ def main() -> int:
     lams = [float(x) for x in args.lams.split(",")]
 
     rows, y, sets, groups, set_info = jv.fit_data()
-    ruled = np.array([not r.response.strip() or rules.degenerate_reason(r.response, dj.request_text(r.goal, r.prompt))
+    ruled = np.array([not r.response.strip() or rules.degenerate_reason(r.response, rules.request_text(r.goal, r.prompt))
                       is not None for r in rows])
     all_layers = tuple(range(max(layers) + 1))
     spec_all = lf.ReaderSpec(model=args.model, layers=all_layers, pooling=("last", "mean"),

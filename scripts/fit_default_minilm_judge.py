@@ -82,7 +82,7 @@ def main() -> int:
     # and count rule-decided rows as "not jailbroken" in the CV figures (as the judge does)
     from r2d.eval.judges import rules
 
-    ruled = np.array([not r.response.strip() or rules.degenerate_reason(r.response, dj.request_text(r.goal, r.prompt))
+    ruled = np.array([not r.response.strip() or rules.degenerate_reason(r.response, rules.request_text(r.goal, r.prompt))
                       is not None for r in rows])
     ug = sorted(set(groups))
     per_seed = []
