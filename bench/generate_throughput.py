@@ -210,12 +210,17 @@ def bench_openai(n: int, latency: float) -> dict:
     return res
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_mix_args(ap: argparse.ArgumentParser) -> None:
+    """The flags that pick the model and the main job's prompt mix (shared with bench/kv_cache.py)."""
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--mix-limit", type=int, default=8, help="behaviours per benchmark of the main job's mix")
     ap.add_argument("--new-tokens", type=int, default=96)
     ap.add_argument("--batch-size", type=int, default=32)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_mix_args(ap)
     ap.add_argument("--loop-prompts", type=int, default=6)
     ap.add_argument("--policy-prompts", type=int, default=16)
     ap.add_argument("--policy-tokens", type=int, default=64)
@@ -274,12 +279,17 @@ def main() -> int:
     rows += [(f"policy {p} ({a.policy_prompts} prompts x {a.policy_tokens} tok)",
               f"{v['median_s']} s, {v['overhead_pct']:+}% wall, {v['overhead_cpu_pct']:+}% CPU vs raw")
              for p, v in pol.items()]
+    print_table(rows, result, a.output)
+    return 0
+
+
+def print_table(rows: list[tuple[str, str]], result: dict, output) -> None:
+    """The bench's two-column table on stdout, then where the JSON went (stderr)."""
     w = max(len(r[0]) for r in rows)
     print(f"{'measure':<{w}}  result\n{'-' * w}  {'-' * 30}")
     for k, v in rows:
         print(f"{k:<{w}}  {v}")
-    print(f"\ncommit {result['provenance']['git_commit']}, {result['total_seconds']} s -> {a.output}", file=sys.stderr)
-    return 0
+    print(f"\ncommit {result['provenance']['git_commit']}, {result['total_seconds']} s -> {output}", file=sys.stderr)
 
 
 if __name__ == "__main__":

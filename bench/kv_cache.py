@@ -159,10 +159,7 @@ def bench_profile(backend, batch: int, kv: int, warm: int, timed: int, profiled:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--mix-limit", type=int, default=8, help="behaviours per benchmark of the main job's mix")
-    ap.add_argument("--new-tokens", type=int, default=96)
-    ap.add_argument("--batch-size", type=int, default=32)
+    gt.add_mix_args(ap)
     ap.add_argument("--repeats", type=int, default=1, help="interleaved A/B rounds on the mix")
     ap.add_argument("--profile-batch", type=int, default=32)
     ap.add_argument("--profile-kv", type=int, default=500, help="KV positions before the profiled steps")
@@ -217,11 +214,7 @@ def main() -> int:
         rows.append((f"decode step, {kind}, bs {prof['batch']}, KV {prof['kv_tokens']}",
                      f"{p['step_cpu_ms_median']} CPU ms/step; profiled self-CPU per step: {ops}"))
     rows.append(("  buffer / dynamic step CPU time", f"{prof['buffer_over_dynamic_step_cpu']}x"))
-    w = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{w}}  result\n{'-' * w}  {'-' * 30}")
-    for k, v in rows:
-        print(f"{k:<{w}}  {v}")
-    print(f"\ncommit {result['provenance']['git_commit']}, {result['total_seconds']} s -> {a.output}", file=sys.stderr)
+    gt.print_table(rows, result, a.output)
     return 0
 
 
