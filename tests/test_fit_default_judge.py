@@ -2,11 +2,9 @@
 yes/no logit serves a run without it; other settings recompute) and a ``--yes-no grid`` fit whose weights file
 the ``default`` judge loads and applies with the same column layout as the fit."""
 
-import importlib.util
 import json
 import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +12,8 @@ import pytest
 from r2d.eval import judge_validation as jv
 from r2d.eval.judges import default as dj
 from r2d.eval.judges import lm_features as lf
+from tests.scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fit_default_judge.py"
 DIM = 4
 WORDS = ("alpha beta gamma delta epsilon zeta theta kappa lambda sigma omega river mountain castle garden "
          "window engine paper pencil rocket violin harbor meadow lantern").split()
@@ -23,10 +21,7 @@ WORDS = ("alpha beta gamma delta epsilon zeta theta kappa lambda sigma omega riv
 
 @pytest.fixture(scope="module")
 def fit():
-    spec = importlib.util.spec_from_file_location("fit_default_judge", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/fit_default_judge.py")
 
 
 def _vec(*key) -> np.ndarray:

@@ -1,17 +1,11 @@
 """The import graph of src/r2d has no cycle, and every upward import (a lower pipeline layer importing a
 higher one) is listed with its reason in scripts/import_graph.py."""
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "import_graph.py"
+from tests.scripts import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("import_graph", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/import_graph.py")
 
 
 def test_no_cycles_and_every_upward_import_has_a_reason():

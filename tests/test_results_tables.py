@@ -2,22 +2,16 @@
 and Alpaca helpfulness cells (whose benchmark label carries its params: ``alpaca:exclude=...``). Both tables were
 silently empty or failing on real results.json files."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from r2d.eval import ability
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "results_tables.py"
+from tests.scripts import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("results_tables", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/results_tables.py")
 
 
 def test_mmlu_and_helpfulness_tables_from_real_schema(tmp_path, capsys):

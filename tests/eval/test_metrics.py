@@ -61,7 +61,7 @@ def test_xstest_cell_of_degenerate_replies_has_zero_rates():
     never shows a gap where the model produced nothing; the degenerate count says why."""
     samples = [s("a", subset="unsafe"), s("b", subset="unsafe")]
     judg = {(k, "xstest-strmatch"): {"label": "degenerate", "jailbroken": False, "refused": False} for k in "ab"}
-    (c,) = compute_cells(samples, judg, {"b": ["xstest-strmatch"]})
+    (c,) = compute_cells(samples, judg, {"b": ["xstest-strmatch"]}, xstest_judges={"xstest-strmatch"})
     assert (c["full_compliance"], c["full_refusal"], c["n_degenerate"], c["asr"]) == (0.0, 0.0, 2, 0.0)
     (d,) = compute_cells(samples, {(k, "default"): v for (k, _), v in judg.items()}, {"b": ["default"]})
     assert "full_compliance" not in d

@@ -58,6 +58,7 @@ class HFBackend:
             raise ValueError(f"hf backend: kv_cache must be one of {', '.join(KV_CACHES)}, got {kv_cache!r}")
         self.decode, self.kv_cache = decode, kv_cache
         self._prunable: bool | None = None  # whether the model's KV cache allows dropping rows
+        self._layers: list | None = None  # that cache's layers (``_cache_layers``)
         if model is None or isinstance(model, str):
             from r2d.models import DEFAULT_MODEL, load_model
 
@@ -216,10 +217,12 @@ class HFBackend:
         return self._prunable
 
     def _cache_layers(self) -> list:
-        """The layers of the ``DynamicCache`` that ``generate`` would build for this model."""
-        from transformers import DynamicCache
+        """The layers of the ``DynamicCache`` that ``generate`` would build for this model (built once)."""
+        if self._layers is None:
+            from transformers import DynamicCache
 
-        return DynamicCache(config=self.model.config).layers
+            self._layers = DynamicCache(config=self.model.config).layers
+        return self._layers
 
     def _greedy_pruned(self, input_ids, attention, procs, max_new_tokens: int, early=None):
         """Greedy decoding with a KV cache, dropping each row from the running batch once it emits an

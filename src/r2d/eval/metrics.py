@@ -83,9 +83,13 @@ def cell_metrics(pairs: list[tuple[dict, dict | None]], xstest: bool = False) ->
 
 
 def compute_cells(samples: Iterable[dict], judgments: dict[tuple[str, str], dict],
-                  judges_for: dict[str, list[str]] | Callable[[dict], list[str]]) -> list[dict]:
+                  judges_for: dict[str, list[str]] | Callable[[dict], list[str]],
+                  xstest_judges: Iterable[str] = ()) -> list[dict]:
     """One cell per (sample group x judge). ``judges_for``: benchmark label -> judge labels applied, or a
-    function sample row -> judge labels (the runner's: each config entry keeps its own judges)."""
+    function sample row -> judge labels (the runner's: each config entry keeps its own judges).
+    ``xstest_judges``: labels of judges that classify into XSTest's classes (their cells always carry the
+    class rates)."""
+    xstest_judges = set(xstest_judges)
     groups: dict[tuple, list[tuple[dict, dict | None]]] = defaultdict(list)
     lookup = judges_for if callable(judges_for) else (lambda s: judges_for.get(s["benchmark"], []))
     for s in samples:
@@ -93,7 +97,7 @@ def compute_cells(samples: Iterable[dict], judgments: dict[tuple[str, str], dict
             v = None if s.get("error") else judgments.get((s["key"], j))
             key = tuple(s.get(k) for k in CELL_KEYS[:-1]) + (j,)
             groups[key].append((s, v))
-    return [{**dict(zip(CELL_KEYS, key)), **cell_metrics(pairs, xstest=str(key[-1]).startswith("xstest"))}
+    return [{**dict(zip(CELL_KEYS, key)), **cell_metrics(pairs, xstest=key[-1] in xstest_judges)}
             for key, pairs in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0]))]
 
 

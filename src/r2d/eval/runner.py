@@ -578,9 +578,11 @@ class Runner:
         gen_errors = [r["error"] for r in rows if r.get("error")]
         original = [r for r in rows if r["behavior"].get("benchmark") == "jbb"
                     and (r["behavior"].get("meta") or {}).get("source") == "Original"]
-        res = {"cells": compute_cells(rows, judg, self.row_judges),
+        xs = {s.label for b in self.benches for s in self.judges_for(b)
+              if getattr(registry.get("judge", s.name), "xstest_classes", False)}
+        res = {"cells": compute_cells(rows, judg, self.row_judges, xs),
                "cells_jbb_original": [{**c, "source": "Original"}
-                                      for c in compute_cells(original, judg, self.row_judges)],
+                                      for c in compute_cells(original, judg, self.row_judges, xs)],
                "words": words_summary(rows),
                "samples": len(rows), "samples_missing": missing, "sample_errors": len(gen_errors),
                "first_error": gen_errors[0] if gen_errors else None, "overlap": self.overlap(rows),

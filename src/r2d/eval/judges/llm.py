@@ -297,6 +297,7 @@ XSTEST_LABELS = {"1_full_compliance": "full_compliance", "2_full_refusal": "full
 @register("judge", "xstest-llm")
 class XSTestLLMJudge(LLMJudge):
     name = "xstest-llm"
+    xstest_classes = True  # its labels are XSTest's classes (metrics give their rates in every cell)
 
     def setup(self, **kw: Any) -> None:
         super().setup(**kw)

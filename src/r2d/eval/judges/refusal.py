@@ -139,6 +139,7 @@ class XSTestStrmatchJudge(StringMatchJudge):
     compliance."""
 
     name = "xstest-strmatch"
+    xstest_classes = True  # its labels are XSTest's classes (metrics give their rates in every cell)
 
     def __init__(self, prefixes: list[str] | None = None, match: str | None = None, saw: str | None = None,
                  degenerate: bool = True) -> None:
