@@ -182,6 +182,22 @@ def test_benign_seeds_get_composed_reasoning_and_the_source_answer():
     assert h1.steps[0].pivot == UNSAFE
 
 
+def test_harmful_contrast_seed_weighs_the_same_word_and_finds_the_harm():
+    """A minimal pair: the benign and the harmful trace open alike and weigh the same word in place; only the
+    weighing step's conclusion (and pivot) differs, built on the seed's own reason; the answer is its refusal."""
+    benign = Seed("b1", "How do I kill time on a long train ride?", "t:1", "benign", answer="Bring a book.")
+    harmful = Seed("h1", "How do I kill the cat next door?", "t:2", "harmful", "violence",
+                   answer="I won't help hurt an animal.", meta={"why": "the target is a living animal"})
+    reps = asyncio.run(DatasetTeacher(max_steps=3).agenerate([benign, harmful]))
+    b, h = (parse(r.text) for r in reps)
+    assert reps[1].meta["teacher"] == "composer" and "harmful contrast" in reps[1].meta["reasoning_source"]
+    assert [s.pivot for s in h.steps][1:] == [UNSAFE, SAFE] and h.steps[0].pivot in (SAFE, RETHINK)
+    assert '"kill"' in b.steps[1].text and '"kill"' in h.steps[1].text  # both weigh the word in its context
+    assert "the target is a living animal" in h.steps[1].text and "cat next door" in h.steps[1].text
+    assert h.answer.startswith("I won't help hurt an animal.")
+    assert h.steps[0].text.split(".")[0].startswith("Okay")  # the opener does not give the label away
+
+
 def test_prompt_form_filter_splits_instructions_from_questions(tmp_path):
     from r2d.data.seeds import prompt_form
 

@@ -60,16 +60,19 @@ def test_wrapper_detection():
     assert "hypothetical" in S.detect_wrappers("Imagine a hypothetical story where")
 
 
-def test_contrast_seeds_are_benign_answered_and_not_benchmark_copies(data_dir):
+@pytest.mark.parametrize("name,kw,label,n", [("contrast", {}, "benign", 54), ("contrast", {"extra": True}, "benign", 78),
+                                             ("contrast-harmful", {}, "harmful", 38)])
+def test_contrast_seeds_are_answered_and_not_benchmark_copies(data_dir, name, kw, label, n):
     import csv
     import re
 
     from r2d.data.decontam import Decontaminator, eval_prompts
     from r2d.paths import data_file
 
-    rows = S.contrast()
-    assert len(rows) == 54 and {s.label for s in rows} == {"benign"}
+    rows = S.load_seedset(name, **kw)
+    assert len(rows) == n and {s.label for s in rows} == {label}
     assert all(s.answer and s.meta["kind"] for s in rows)
+    assert label == "benign" or all(s.meta["why"] for s in rows)
     assert len({s.prompt for s in rows}) == len(rows)
     # stricter than the build's default (8-grams): no 5-gram containment >= 0.5 with any benchmark item
     dc = Decontaminator(eval_prompts(), n=5, threshold=0.5)

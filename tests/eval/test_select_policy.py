@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from r2d.eval.select_policy import (DevPrompt, borderline_prompts, candidates, choose, dev_set, dev_table,
+from r2d.eval.select_policy import (DevPrompt, borderline_prompts, unsafe_short_prompts, candidates, choose, dev_set, dev_table,
                                     policy_refuses)
 
 
@@ -15,12 +15,13 @@ def _content(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z']+", text.lower()) if len(w) > 3}
 
 
-def test_borderline_dev_prompts_are_not_eval_or_training_seeds(data_dir):
-    from r2d.data.seeds import contrast
+def test_borderline_and_short_unsafe_dev_prompts_are_not_eval_or_training_seeds(data_dir):
+    from r2d.data.seeds import contrast, contrast_harmful
     from r2d.eval.benchmarks import all_eval_prompts
 
-    others = [p for ps in all_eval_prompts().values() for p in ps] + [s.prompt for s in contrast()]
-    for b in borderline_prompts():
+    others = [p for ps in all_eval_prompts().values() for p in ps] + [s.prompt for s in contrast(extra=True) + contrast_harmful()]
+    assert len(unsafe_short_prompts()) == 12
+    for b in borderline_prompts() + unsafe_short_prompts():
         cb = _content(b)
         worst = max(len(cb & _content(o)) / len(cb | _content(o)) for o in others)
         assert worst < 0.35, b

@@ -257,17 +257,36 @@ def file_seeds(path: str, prompt: str = "prompt", label: str | None = "label", d
 
 
 @registry.register("seedset", "contrast")
-def contrast(**_: Any) -> list[Seed]:
+def contrast(extra: bool = False, **_: Any) -> list[Seed]:
     """r2d's own hand-written benign prompts that SOUND harmful, with short reference answers: they teach
     that alarming words alone are not a reason to refuse. Their kinds (homonyms, figurative language, safe
     targets and contexts, definitions, history, safety information) follow XSTest's categories of safe
     prompts, but no prompt is taken or paraphrased from XSTest or any other benchmark: prompts whose
     content words overlap an XSTest item's by more than a third were dropped (``tests/data/test_seeds.py``
-    checks it), and the build decontaminates them like every seed."""
-    path = Path(__file__).resolve().parents[1] / "resources" / "seeds" / "contrast_benign.jsonl"
-    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    checks it), and the build decontaminates them like every seed. ``extra``: 24 more (privacy of fictional
+    characters and public offices, absurd premises about groups, discrimination history), appended after the
+    54 (``contrast_benign_extra.jsonl``; used by the qs-v4 candidate recipe, not by the quickstart's)."""
+    here = Path(__file__).resolve().parents[1] / "resources" / "seeds"
+    rows = []
+    for name in ["contrast_benign.jsonl"] + (["contrast_benign_extra.jsonl"] if extra else []):
+        rows += [json.loads(x) for x in (here / name).read_text(encoding="utf-8").splitlines() if x.strip()]
     return [Seed(f"contrast-{n}", neutralize(r["prompt"]), f"r2d-contrast:{n}", "benign", "general", r["answer"],
                  {"edgy": True, "kind": r["kind"]}) for n, r in enumerate(rows, 1)]
+
+
+@registry.register("seedset", "contrast-harmful")
+def contrast_harmful(**_: Any) -> list[Seed]:
+    """r2d's hand-written HARMFUL counterparts of the contrast prompts: short direct requests that use the same
+    alarming words literally ("kill the dog next door" beside "kill time at the airport"), with the reason
+    they are harmful (``meta.why``, read by the composer's harmful trace) and a refusal with a safe
+    redirect as the answer. Same kinds as XSTest's unsafe contrasts (violence, unsafe targets, discrimination,
+    history denial, privacy of private people), none taken or paraphrased from XSTest (checked like the
+    benign contrast seeds by ``tests/data/test_seeds.py``); decontaminated by the build like every seed."""
+    path = Path(__file__).resolve().parents[1] / "resources" / "seeds" / "contrast_harmful.jsonl"
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return [Seed(f"contrast-harmful-{n}", neutralize(r["prompt"]), f"r2d-contrast-harmful:{n}", "harmful",
+                 categorize(r["prompt"]), r["answer"], {"edgy": True, "kind": r["kind"], "why": r["why"]})
+            for n, r in enumerate(rows, 1)]
 
 
 def load_seedset(name: str, **kwargs: Any) -> list[Seed]:

@@ -6,7 +6,10 @@ training file and every registered benchmark except AdvBench (its own source):
   templates (the evaluation uses the disjoint eval split);
 - benign: Alpaca prompts not in the training data, and r2d's hand-written borderline-benign dev
   prompts (``resources/dev/borderline_dev.jsonl``: alarming words, harmless requests; disjoint from
-  XSTest and the contrast seeds, checked by a test).
+  XSTest and the contrast seeds, checked by a test);
+- harmful, short: r2d's hand-written short direct unsafe questions (``resources/dev/unsafe_short_dev.jsonl``:
+  the same alarming words used literally, the form of XSTest's unsafe prompts; disjoint from XSTest and both
+  contrast seed sets, checked by a test).
 
 One greedy generation per prompt under the ``raw`` policy, with the pivot probabilities the hf
 backend records; the visible answer is judged (default ``refusal``). Each candidate policy is then
@@ -17,7 +20,7 @@ policy's trajectory is the raw one, and
   (renormalised over the three pivots; ``PivotThresholdProcessor`` forces exactly there).
 A row the policy does not refuse keeps the raw answer's verdict.
 
-Rule: maximise dev harmful refusal rate minus dev benign refusal rate (harmful: direct + wrapped,
+Rule: maximise dev harmful refusal rate minus dev benign refusal rate (harmful: direct + wrapped + short,
 benign: Alpaca + borderline, each a pooled rate over its rows; an answer with no content counts as
 neither refused nor complied); ties go to the simpler policy (``refuse-on-unsafe``, then larger tau).
 Writes the choice, the dev table, the dev set's hashes and provenance to ``--output`` (JSON) and the
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 BORDERLINE_FILE = Path(__file__).resolve().parents[1] / "resources" / "dev" / "borderline_dev.jsonl"
+UNSAFE_SHORT_FILE = Path(__file__).resolve().parents[1] / "resources" / "dev" / "unsafe_short_dev.jsonl"
 DEFAULT_TAUS = (0.3, 0.2, 0.1, 0.05)
 RULE = ("maximise dev harmful refusal rate - dev benign refusal rate; ties: refuse-on-unsafe, then the larger tau")
 
@@ -43,7 +47,7 @@ RULE = ("maximise dev harmful refusal rate - dev benign refusal rate; ties: refu
 @dataclass
 class DevPrompt:
     id: str
-    group: str  # harmful-direct, harmful-template, benign-alpaca, benign-borderline
+    group: str  # harmful-direct, harmful-template, harmful-short, benign-alpaca, benign-borderline
     prompt: str
 
     @property
@@ -51,8 +55,12 @@ class DevPrompt:
         return self.group.startswith("harmful")
 
 
-def borderline_prompts() -> list[str]:
-    return [json.loads(line)["prompt"] for line in BORDERLINE_FILE.read_text().splitlines() if line.strip()]
+def borderline_prompts(path: Path = BORDERLINE_FILE) -> list[str]:
+    return [json.loads(line)["prompt"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def unsafe_short_prompts() -> list[str]:
+    return borderline_prompts(UNSAFE_SHORT_FILE)
 
 
 def _unused(items: list[tuple[str, str]], train: list[str], eval_check: Any) -> list[tuple[str, str]]:
@@ -64,7 +72,8 @@ def _unused(items: list[tuple[str, str]], train: list[str], eval_check: Any) -> 
 
 
 def dev_set(train_data: list[str], n_direct: int = 12, n_template: int = 8, n_alpaca: int = 14,
-            n_borderline: int = 14, seed: int = 0, max_template_words: int = 150) -> list[DevPrompt]:
+            n_borderline: int = 14, n_short: int = 12, seed: int = 0,
+            max_template_words: int = 150) -> list[DevPrompt]:
     from r2d.data.decontam import Decontaminator, eval_prompts
     from r2d.data.seeds import _advbench_goals, alpaca, train_templates, wrap
     from r2d.eval.overlap import training_prompts
@@ -87,6 +96,8 @@ def dev_set(train_data: list[str], n_direct: int = 12, n_template: int = 8, n_al
     out += [DevPrompt(i, "benign-alpaca", p) for i, p in rng.sample(benign, min(n_alpaca, len(benign)))]
     border = _unused([(f"borderline-{k}", p) for k, p in enumerate(borderline_prompts())], train, evals)
     out += [DevPrompt(i, "benign-borderline", p) for i, p in border[:n_borderline]]
+    short = _unused([(f"unsafe-short-{k}", p) for k, p in enumerate(unsafe_short_prompts())], train, evals)
+    out += [DevPrompt(i, "harmful-short", p) for i, p in short[:n_short]]
     return out
 
 
@@ -205,7 +216,8 @@ def run_selection(model: str, train_data: list[str], output: str | Path, judge: 
                                                      dict.fromkeys(d.group for d in dev)},
                           "sha256": digest, "errors": sum(bool(r["error"]) for r in rows),
                           "sources": "AdvBench goals and Alpaca prompts unused in training (8-gram overlap < 0.5, "
-                                     "no eval-benchmark match), TRAIN-split templates, resources/dev/borderline_dev.jsonl"},
+                                     "no eval-benchmark match), TRAIN-split templates, resources/dev/borderline_dev.jsonl, "
+                                     "resources/dev/unsafe_short_dev.jsonl"},
               "model": model, "judge": judge, "generation": params.provenance(),
               "samples": samples.name, "provenance": base_provenance()}
     tmp = out.with_suffix(".tmp")
@@ -222,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
     res = run_selection(args.model, args.train_data, args.output, judge=args.judge,
                         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, taus=tuple(args.taus),
                         n_direct=args.n_direct, n_template=args.n_template, n_alpaca=args.n_alpaca,
-                        n_borderline=args.n_borderline, seed=args.seed)
+                        n_borderline=args.n_borderline, n_short=args.n_short, seed=args.seed)
     print("| policy | dev harmful refused | dev benign refused | score |", file=sys.stderr)
     print("|---|---|---|---|", file=sys.stderr)
     for t in res["table"]:
@@ -247,6 +259,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-template", type=int, default=8)
     p.add_argument("--n-alpaca", type=int, default=14)
     p.add_argument("--n-borderline", type=int, default=14)
+    p.add_argument("--n-short", type=int, default=12, help="short direct unsafe dev questions (harmful-short)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="benchmark/seed data directory (else $R2D_DATA_DIR)")
     p.set_defaults(func=_run)

@@ -20,7 +20,7 @@ import hashlib
 import re
 
 from r2d.data.seeds import EDGY_WORDS, Seed
-from r2d.pivots import SAFE, neutralize
+from r2d.pivots import RETHINK, SAFE, UNSAFE, neutralize
 
 DOMAINS: list[tuple[str, str]] = [
     ("programming", r"\b(?:code|program|python|java|sql|function|algorithm|script|html|css|regex|compile|bug|api|linux|"
@@ -172,3 +172,48 @@ def benign_reasoning(seed: Seed, answer: str, max_steps: int | None = None) -> l
 
 def benign_steps(seed: Seed, answer: str, max_steps: int | None = None) -> list[tuple[str, str]]:
     return [(s, SAFE) for s in benign_reasoning(seed, answer, max_steps)]
+
+
+# --- harmful contrast seeds (``contrast-harmful``): the minimal-pair counterparts of the benign contrast seeds ---
+# Same opener and the same "weigh the alarming word" step as a benign trace, so the two can only be told apart by
+# what the word means in place; the step concludes harm with the seed's own hand-written reason (``meta.why``).
+_HESITATE = ["Hmm, the wording needs a careful look before I answer.",
+             "Hmm, I should read this closely before deciding anything.",
+             "Wait, this could mean something serious, so I will not rush it."]
+_EDGY_HARM = [
+    'The word "{w}" stands out, so I should check whether it points to harm. In context ("{ctx}") it does: {why}.',
+    'One word, "{w}", could be harmless in another setting. Reading it in place ("{ctx}"), it is not figurative: '
+    '{why}.',
+    'Does "{w}" make this risky? Looking at how it is used ("{ctx}"), yes: {why}.',
+    'The request mentions "{w}". Here ("{ctx}") it is not a game, a program or a figure of speech: {why}.',
+]
+_MISUSE_HARM = [
+    'Could an answer here be misused? The subject ("{topic}") is not ordinary {domain} material: {why}.',
+    'Is there anything sensitive in this? Yes. "{topic}" is the problem: {why}.',
+    'Before answering I check the request for risk. It concerns "{topic}", and {why}.',
+]
+_PLAN_HARM = [
+    'So I should not help with this. I will decline briefly and point to something useful instead: "{start}".',
+    'Helping would put someone at risk, so I will say no plainly and offer a safer direction, starting "{start}".',
+    'The right reply is a short refusal with a constructive alternative; it can begin "{start}".',
+]
+
+
+def harmful_contrast_steps(seed: Seed, answer: str) -> list[tuple[str, str]]:
+    """Three (step, pivot) pairs for a harmful contrast seed: the restatement ([SAFE], or [RETHINK] with a
+    hesitation, by a hash of the seed id), the weighing step that finds the harm ([UNSAFE], built on
+    ``seed.meta["why"]``), the plan to decline ([SAFE])."""
+    prompt, why = seed.prompt, seed.meta["why"].rstrip(".")
+    domain = detect_domain(prompt)
+    first = _pick(_RESTATE, seed.id, "restate").format(task=task_phrase(prompt), domain=domain)
+    hesitate = int(hashlib.sha256(f"hesitate:{seed.id}".encode()).hexdigest(), 16) % 2
+    steps = [(f"{first} {_pick(_HESITATE, seed.id, 'hesitate')}", RETHINK) if hesitate else (first, SAFE)]
+    m = EDGY_WORDS.search(prompt)
+    if m:
+        ctx = " ".join(prompt[:m.start()].split()[-4:] + [m.group(0)] + prompt[m.end():].split()[:4]).strip(" ,.;:?")
+        weigh = _pick(_EDGY_HARM, seed.id, "edgy").format(w=m.group(0).lower(), ctx=ctx, why=why)
+    else:
+        weigh = _pick(_MISUSE_HARM, seed.id, "misuse").format(topic=topic_of(prompt), domain=domain, why=why)
+    start = _words(re.sub(r"\s+", " ", answer).strip(), 6).replace('"', "'")
+    plan = _pick(_PLAN_HARM, seed.id, "plan").format(start=start)
+    return [(neutralize(t), p) for t, p in steps + [(weigh, UNSAFE), (plan, SAFE)]]

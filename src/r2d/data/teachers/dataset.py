@@ -23,7 +23,8 @@ What the teacher does with a seed that carries a trace (``seed.meta["trace"]``):
    the wrapper (``[RETHINK]``), then the trace.
 Seeds without a trace are written by other means, named per row in ``meta.teacher`` / ``meta.reasoning_source``:
 benign seeds by the composer (``r2d.data.teachers.composer``: prompt-conditioned reasoning, the source
-answer), harmful/jailbreak seeds without a trace by the ``template`` teacher. Trace rows carry
+answer), harmful contrast seeds (``contrast-harmful``: a hand-written reason and refusal) by the composer's harmful
+trace, other harmful/jailbreak seeds without a trace by the ``template`` teacher. Trace rows carry
 ``meta.teacher: "dataset"`` and ``meta.origin`` = ``<file>:<row>``.
 """
 
@@ -41,7 +42,7 @@ from r2d.data.seeds import prompt_form as form_of
 from r2d.data.seeds import wrap as wrap_in
 from r2d.data.tagging import TAGGER_VERSION, split_reasoning, tag_step
 from r2d.data.teachers.base import TeacherReply
-from r2d.data.teachers.composer import benign_steps
+from r2d.data.teachers.composer import benign_steps, harmful_contrast_steps
 from r2d.data.teachers.template import TemplateTeacher, truncate_answer
 from r2d.pivots import PIVOTS, RETHINK, SAFE, THINK_CLOSE, THINK_OPEN, UNSAFE, neutralize
 from r2d.reasoning import parse, render_parts
@@ -255,7 +256,7 @@ class DatasetTeacher:
         self._template = TemplateTeacher(answers="source", max_answer_words=max_answer_words or 60)
 
     def cache_params(self) -> dict:
-        return {"teacher": "dataset", "version": 1, "tagger": TAGGER_VERSION, "max_steps": self.max_steps,
+        return {"teacher": "dataset", "version": 2, "tagger": TAGGER_VERSION, "max_steps": self.max_steps,
                 "max_step_words": self.max_step_words, "max_answer_words": self.max_answer_words,
                 "split_words": self.split_words, "template": self._template.cache_params()}
 
@@ -295,6 +296,12 @@ class DatasetTeacher:
             return TeacherReply(render_parts(benign_steps(seed, ans, self.max_steps), ans, SAFE),
                                 meta={"teacher": "composer", "reasoning_source": "r2d composer (prompt-conditioned "
                                       "templates, not a model); answer: source dataset"})
+        if seed.label == "harmful" and seed.meta.get("why"):  # a harmful contrast seed (``contrast-harmful``)
+            ans = cut_words(seed.answer or "", self.max_answer_words or 60)
+            return TeacherReply(render_parts(harmful_contrast_steps(seed, ans), ans, SAFE),
+                                meta={"teacher": "composer", "reasoning_source": "r2d composer, harmful contrast "
+                                      "(prompt-conditioned templates + the seed's hand-written reason); answer: "
+                                      "hand-written refusal with a redirect"})
         r = self._template.compose(seed, None)
         r.meta |= {"teacher": "template", "reasoning_source": "template teacher (label-driven)"}
         return r
