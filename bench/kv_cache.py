@@ -35,16 +35,14 @@ CACHES = ("dynamic", "buffer")  # old first: the order of each interleaved round
 OPS = {"cat": ("aten::cat",), "mm": ("aten::mm",), "attention": ("scaled_dot_product",), "copy_": ("aten::copy_",)}
 
 
-def compare_arms(backend, limit: int, new_tokens: int, batch: int, repeats: int, arms: dict[str, dict]) -> dict:
-    """The hf backend's pruned loop on the main job's mix under each arm (backend attributes to set), interleaved
-    ``repeats`` times: tokens, CPU and wall seconds per run and their medians, and an exact-match check of the
-    generated ids (captured from the loop) and of the completions against the first arm's (shared with
-    bench/prefill.py)."""
+def compare_arms(backend, mix: list, params, repeats: int, arms: dict[str, dict]) -> dict:
+    """The hf backend's pruned loop on ``mix`` (``gt.main_job_mix``'s tuples) under each arm (backend attributes
+    to set), interleaved ``repeats`` times: tokens, CPU and wall seconds per run and their medians, and an
+    exact-match check of the generated ids (captured from the loop) and of the completions against the first
+    arm's (shared with bench/prefill.py)."""
     from r2d.backends.base import GenParams
 
-    mix = gt.main_job_mix(limit)
-    chats = [c for _, c, _, _ in mix]
-    params = GenParams(max_new_tokens=new_tokens, batch_size=batch)
+    chats, batch = [c for _, c, _, _ in mix], params.batch_size
     ids: list[list[int]] = []
     prompt_ids: list[list[int]] = []
     real = backend._greedy_pruned
@@ -98,7 +96,10 @@ def compare_arms(backend, limit: int, new_tokens: int, batch: int, repeats: int,
 
 
 def bench_mix(backend, limit: int, new_tokens: int, batch: int, repeats: int) -> dict:
-    res = compare_arms(backend, limit, new_tokens, batch, repeats, {c: {"kv_cache": c} for c in CACHES})
+    from r2d.backends.base import GenParams
+
+    res = compare_arms(backend, gt.main_job_mix(limit), GenParams(max_new_tokens=new_tokens, batch_size=batch), repeats,
+                       {c: {"kv_cache": c} for c in CACHES})
     res.pop("ids"), res.pop("prompt_ids")
     med = res["median"]
     return {**res,

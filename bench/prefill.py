@@ -11,6 +11,12 @@ runner and id capture of ``bench/kv_cache.py``; ``--mix-limit`` behaviours per b
    CPU seconds, CPU seconds per generated token, ratios, and an exact-match check of the generated ids and
    completions against the old arm. A row whose ids differ is reported with its first differing step and the
    logit margin there (a batch-1 forward of the prompt and the old arm's tokens: old token minus new token).
+3. Long prompts that end early: on the mix, the base model runs most rows to the token limit, so rows are rarely
+   dropped and the long (jailbreak-template) rows, whose padding-free columns every other row carries, are the
+   last to go; trimming has nothing to cut. A model that refuses templates briefly (as a trained R2D model may)
+   ends them first. Simulated on the mix's ``--batch-size`` longest prompts: a logits processor forces the end
+   token for rows of at least ``--long-prompt`` tokens from step ``--long-end-step`` on; grouped prefill with
+   vs without ``trim_padding``, interleaved, with the same exact-match check.
 
 CPU time (``time.process_time``) is the measure (a shared machine: wall time is recorded with the load average).
 Prints a table and writes ``bench/results/prefill.json`` with the git commit.
@@ -34,6 +40,8 @@ import kv_cache as kvb  # noqa: E402  (the interleaved A/B runner with id captur
 
 PREFILL_ARMS = {"padded": {"prefill": "padded", "trim_padding": False},
                 "grouped": {"prefill": "grouped", "trim_padding": False}}
+TRIM_ARMS = {"grouped": {"prefill": "grouped", "trim_padding": False},
+             "grouped+trim": {"prefill": "grouped", "trim_padding": True}}
 LOOP_ARMS = {"old": {"prefill": "padded", "trim_padding": False},
              "grouped": {"prefill": "grouped", "trim_padding": False},
              "grouped+trim": {"prefill": "grouped", "trim_padding": True}}
@@ -63,6 +71,26 @@ def token_counts(backend, limit: int, batch: int) -> dict:
     finally:
         prefill.grouped_prefill = real
     return {"batches": seen, **{k: sum(b[k] for b in seen) for k in ("real", "padded", "grouped")}}
+
+
+def end_long_rows(min_prompt: int, after: int, pad: int, eot: int):
+    """A logits-processor factory (one processor per batch): the end token for rows whose prompt has at least
+    ``min_prompt`` tokens (counted from the first non-pad column), from the ``after``-th generated token on."""
+    from transformers import LogitsProcessor
+
+    class EndLong(LogitsProcessor):
+        width = None
+
+        def __call__(self, input_ids, scores):
+            self.width = self.width or input_ids.shape[1]
+            if input_ids.shape[1] - self.width < after:
+                return scores
+            long = self.width - (input_ids[:, :self.width] != pad).int().argmax(-1) >= min_prompt
+            scores = scores.clone()
+            scores[long, eot] = float("inf")
+            return scores
+
+    return lambda tok: EndLong()
 
 
 def margin(backend, prompt: list[int], old: list[int], new: list[int]) -> dict:
@@ -99,6 +127,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     gt.add_mix_args(ap)
     ap.set_defaults(new_tokens=160)
+    ap.add_argument("--long-prompt", type=int, default=300, help="section 3: prompt tokens of a 'long' row")
+    ap.add_argument("--long-end-step", type=int, default=32, help="section 3: the step from which long rows end")
     ap.add_argument("--repeats", type=int, default=1, help="interleaved A/B rounds of the whole loop")
     ap.add_argument("--prefill-repeats", type=int, default=2, help="interleaved A/B rounds of the prompt forward")
     ap.add_argument("--quick", action="store_true", help="a tiny smoke run (numbers meaningless)")
@@ -109,6 +139,7 @@ def main() -> int:
 
     import torch
 
+    from r2d.backends.base import GenParams
     from r2d.backends.hf import HFBackend
     from r2d.provenance import base_provenance
 
@@ -118,16 +149,29 @@ def main() -> int:
         print(f"[{time.perf_counter() - t_all:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     backend = HFBackend(a.model, progress=False, decode="pruned")
+    mix = gt.main_job_mix(a.mix_limit)
     stage("token counts of the mix's prompt forwards")
     counts = token_counts(backend, a.mix_limit, a.batch_size)
     stage("prompt forward only (1 new token): padded vs grouped")
-    pre = kvb.compare_arms(backend, a.mix_limit, 1, a.batch_size, a.prefill_repeats, PREFILL_ARMS)
+    pre = kvb.compare_arms(backend, mix, GenParams(max_new_tokens=1, batch_size=a.batch_size), a.prefill_repeats,
+                           PREFILL_ARMS)
     pre.pop("prompt_ids"), pre.pop("ids")
     stage(f"whole loop ({a.new_tokens} new tokens): old vs grouped vs grouped+trim")
-    loop = kvb.compare_arms(backend, a.mix_limit, a.new_tokens, a.batch_size, a.repeats, LOOP_ARMS)
+    loop = kvb.compare_arms(backend, mix, GenParams(max_new_tokens=a.new_tokens, batch_size=a.batch_size), a.repeats,
+                            LOOP_ARMS)
     loop["mismatches"] = diagnose(backend, loop, "old")
     loop.pop("prompt_ids"), loop.pop("ids")
     loop["per_token"] = ratios(loop["median"], "old")
+    stage(f"long prompts ending at step {a.long_end_step}: grouped vs grouped+trim")
+    longest = sorted(mix, key=lambda m: -len(backend.prompt_ids(m[1])))[:a.batch_size]
+    end = end_long_rows(a.long_prompt, a.long_end_step, backend.tokenizer.pad_token_id,
+                        backend.tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    early = kvb.compare_arms(backend, longest, GenParams(max_new_tokens=a.new_tokens, batch_size=a.batch_size,
+                                                         extra={"logits_processors": [end]}), a.repeats, TRIM_ARMS)
+    early["long_rows"] = sum(len(p) >= a.long_prompt for p in early["prompt_ids"])
+    early["mismatches"] = diagnose(backend, early, "grouped")
+    early.pop("prompt_ids"), early.pop("ids")
+    early["per_token"] = ratios(early["median"], "grouped")
     stage("done")
     pm = pre["median"]
     result = {"provenance": {**base_provenance(), "model": a.model, "torch_threads": torch.get_num_threads(),
@@ -137,7 +181,7 @@ def main() -> int:
                              "load_avg_at_end": [round(x, 1) for x in os.getloadavg()]},
               "settings": vars(a), "tokens": counts, "prefill": pre,
               "prefill_padded_over_grouped_cpu": round(pm["padded"]["cpu_seconds"] / pm["grouped"]["cpu_seconds"], 3),
-              "loop": loop, "total_seconds": round(time.perf_counter() - t_all, 1)}
+              "loop": loop, "long_rows_end_early": early, "total_seconds": round(time.perf_counter() - t_all, 1)}
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)
     Path(a.output).write_text(json.dumps(result, indent=2))
 
@@ -154,8 +198,15 @@ def main() -> int:
                      f"({pt[arm]['speedup_cpu_per_token']}x vs old), {lm[arm]['tok_per_s']} tok/s wall"))
     rows.append(("  generated ids identical to old", f"{em['identical']} ({em['compared']} rows compared; mismatched "
                                                      f"ids {em['mismatched_ids']}, completions {em['mismatched_completions']})"))
+    ee, et = early["median"], early["per_token"]
+    for arm in TRIM_ARMS:
+        rows.append((f"{early['long_rows']} long rows end at step {a.long_end_step}, {arm}",
+                     f"{ee[arm]['tokens']} tok, {ee[arm]['cpu_seconds']} CPU s, {et[arm]['cpu_s_per_token']} CPU s/tok "
+                     f"({et[arm]['speedup_cpu_per_token']}x vs untrimmed)"))
+    rows.append(("  generated ids identical (trim vs not)", f"{early['exact_match']['identical']} "
+                                                            f"({early['exact_match']['compared']} rows compared)"))
     rows += [(f"  mismatch: {m['arm']} row {m['row']}", f"step {m['step']}, margin {m['margin_old_minus_new']}")
-             for m in loop["mismatches"]]
+             for m in loop["mismatches"] + early["mismatches"]]
     gt.print_table(rows, result, a.output)
     return 0
 
