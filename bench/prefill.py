@@ -188,8 +188,8 @@ def main() -> int:
     lm, em, pt = loop["median"], loop["exact_match"], loop["per_token"]
     rows = [(f"prompt tokens of the mix ({pre['prompts']} prompts, bs {a.batch_size})",
              f"real {counts['real']}, padded batch {counts['padded']}, grouped {counts['grouped']}"),
-            ("prompt forward, padded batch", f"{pm['padded']['cpu_seconds']} CPU s"),
-            ("prompt forward, length groups", f"{pm['grouped']['cpu_seconds']} CPU s "
+            ("prompt forward, padded batch", f"{pm['padded']['cpu_seconds']:.2f} CPU s"),
+            ("prompt forward, length groups", f"{pm['grouped']['cpu_seconds']:.2f} CPU s "
                                               f"({result['prefill_padded_over_grouped_cpu']}x less CPU)"),
             ("  first tokens identical", f"{pre['exact_match']['identical']} ({pre['exact_match']['compared']} compared)")]
     for arm in LOOP_ARMS:

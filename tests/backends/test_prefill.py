@@ -70,8 +70,8 @@ def _spy(monkeypatch):
 def test_grouped_prefill_and_trimming_equal_generate(byte_tok, monkeypatch, seed, cache):
     model = make_lively(byte_tok, seed=seed)
     ref = HFBackend(model, byte_tok, progress=False, decode="generate")
-    new = HFBackend(model, byte_tok, progress=False, decode="pruned", kv_cache=cache)
-    assert (new.prefill, new.trim_padding) == ("grouped", True)  # the defaults
+    assert (HFBackend(model, byte_tok).prefill, HFBackend(model, byte_tok).trim_padding) == ("grouped", False)  # defaults
+    new = HFBackend(model, byte_tok, progress=False, decode="pruned", kv_cache=cache, trim_padding=True)
     eot = byte_tok.convert_tokens_to_ids("<|im_end|>")
     trigger = set(range(0, byte_tok.vocab_size, 17))
     procs = lambda: [EndSome(eot, trigger), EndLong(eot, byte_tok.pad_token_id, 60, 3)]

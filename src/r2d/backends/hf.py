@@ -43,7 +43,7 @@ class HFBackend:
 
     def __init__(self, model: Any = None, tokenizer: Any = None, dtype: str = "auto", device: str | None = "auto",
                  guard: bool = True, progress: bool = True, expand: bool = False, decode: str = "generate",
-                 kv_cache: str = "buffer", prefill: str = "grouped", trim_padding: bool = True) -> None:
+                 kv_cache: str = "buffer", prefill: str = "grouped", trim_padding: bool = False) -> None:
         """``model``: an alias/path/Hub id (loaded with ``r2d.models.load_model``) or a loaded
         ``PreTrainedModel`` (then ``tokenizer`` is required). ``expand``: add the R2D token rows to a
         model that lacks them (off: a vanilla model is evaluated exactly as published). ``decode``:
@@ -56,8 +56,9 @@ class HFBackend:
         forward, ``"grouped"`` (default: one forward per group of rows of similar length, each padded to its own
         longest row, ``r2d.backends.prefill``) or ``"padded"`` (one forward over the whole left-padded batch, as
         ``generate``). ``trim_padding``: when rows are dropped, cut the KV columns that are left padding for
-        every remaining row (default on). Both only skip padding (bench/prefill.py: CPU time and an exact-match
-        check of the generated ids against ``prefill="padded", trim_padding=False``)."""
+        every remaining row (opt-in: no measurable gain for SmolLM2 on CPU, where masked attention columns cost
+        little). Both only skip padding (bench/prefill.py: CPU time and an exact-match check of the generated ids
+        against ``prefill="padded", trim_padding=False``)."""
         if decode not in DECODE_MODES:
             raise ValueError(f"hf backend: decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
         if kv_cache not in KV_CACHES:
