@@ -114,6 +114,14 @@ def ratios(med: dict, first: str) -> dict:
                 "speedup_cpu_per_token": round(base / (m["cpu_seconds"] / m["tokens"]), 3)} for a, m in med.items()}
 
 
+def arm_rows(res: dict, arms: dict, label: str, base: str) -> list[tuple[str, str]]:
+    """Table rows of an A/B section: per arm (``label`` formats ``{arm}``) tokens, CPU s and CPU s per token."""
+    med, per = res["median"], res["per_token"]
+    return [(label.format(arm=arm), f"{med[arm]['tokens']} tok, {med[arm]['cpu_seconds']:.2f} CPU s, "
+                                    f"{per[arm]['cpu_s_per_token']} CPU s/tok ({per[arm]['speedup_cpu_per_token']}x vs "
+                                    f"{base}), {med[arm]['tok_per_s']} tok/s wall") for arm in arms]
+
+
 def diagnose(backend, res: dict, first: str) -> list[dict]:
     out = []
     for arm, mm in res["exact_match"]["per_arm"].items():
@@ -185,24 +193,17 @@ def main() -> int:
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)
     Path(a.output).write_text(json.dumps(result, indent=2))
 
-    lm, em, pt = loop["median"], loop["exact_match"], loop["per_token"]
+    em = loop["exact_match"]
     rows = [(f"prompt tokens of the mix ({pre['prompts']} prompts, bs {a.batch_size})",
              f"real {counts['real']}, padded batch {counts['padded']}, grouped {counts['grouped']}"),
             ("prompt forward, padded batch", f"{pm['padded']['cpu_seconds']:.2f} CPU s"),
             ("prompt forward, length groups", f"{pm['grouped']['cpu_seconds']:.2f} CPU s "
                                               f"({result['prefill_padded_over_grouped_cpu']}x less CPU)"),
             ("  first tokens identical", f"{pre['exact_match']['identical']} ({pre['exact_match']['compared']} compared)")]
-    for arm in LOOP_ARMS:
-        rows.append((f"whole loop, {arm} ({a.new_tokens} new)",
-                     f"{lm[arm]['tokens']} tok, {lm[arm]['cpu_seconds']} CPU s, {pt[arm]['cpu_s_per_token']} CPU s/tok "
-                     f"({pt[arm]['speedup_cpu_per_token']}x vs old), {lm[arm]['tok_per_s']} tok/s wall"))
+    rows += arm_rows(loop, LOOP_ARMS, f"whole loop, {{arm}} ({a.new_tokens} new)", "old")
     rows.append(("  generated ids identical to old", f"{em['identical']} ({em['compared']} rows compared; mismatched "
                                                      f"ids {em['mismatched_ids']}, completions {em['mismatched_completions']})"))
-    ee, et = early["median"], early["per_token"]
-    for arm in TRIM_ARMS:
-        rows.append((f"{early['long_rows']} long rows end at step {a.long_end_step}, {arm}",
-                     f"{ee[arm]['tokens']} tok, {ee[arm]['cpu_seconds']} CPU s, {et[arm]['cpu_s_per_token']} CPU s/tok "
-                     f"({et[arm]['speedup_cpu_per_token']}x vs untrimmed)"))
+    rows += arm_rows(early, TRIM_ARMS, f"{early['long_rows']} long rows end at step {a.long_end_step}, {{arm}}", "untrimmed")
     rows.append(("  generated ids identical (trim vs not)", f"{early['exact_match']['identical']} "
                                                             f"({early['exact_match']['compared']} rows compared)"))
     rows += [(f"  mismatch: {m['arm']} row {m['row']}", f"step {m['step']}, margin {m['margin_old_minus_new']}")
