@@ -35,52 +35,76 @@ CACHES = ("dynamic", "buffer")  # old first: the order of each interleaved round
 OPS = {"cat": ("aten::cat",), "mm": ("aten::mm",), "attention": ("scaled_dot_product",), "copy_": ("aten::copy_",)}
 
 
-def bench_mix(backend, limit: int, new_tokens: int, batch: int, repeats: int) -> dict:
+def compare_arms(backend, mix: list, params, repeats: int, arms: dict[str, dict]) -> dict:
+    """The hf backend's pruned loop on ``mix`` (``gt.main_job_mix``'s tuples) under each arm (backend attributes
+    to set), interleaved ``repeats`` times: tokens, CPU and wall seconds per run and their medians, and an
+    exact-match check of the generated ids (captured from the loop) and of the completions against the first
+    arm's (shared with bench/prefill.py)."""
     from r2d.backends.base import GenParams
 
-    mix = gt.main_job_mix(limit)
-    chats = [c for _, c, _, _ in mix]
-    params = GenParams(max_new_tokens=new_tokens, batch_size=batch)
+    chats, batch = [c for _, c, _, _ in mix], params.batch_size
     ids: list[list[int]] = []
+    prompt_ids: list[list[int]] = []
     real = backend._greedy_pruned
 
-    def recording(input_ids, *a, **k):  # the generated ids of every batch, in call order
-        seqs = real(input_ids, *a, **k)
+    def recording(input_ids, attention, *a, **k):  # the prompt and generated ids of every batch row, in call order
+        seqs = real(input_ids, attention, *a, **k)
         ids.extend(seqs[:, input_ids.shape[1]:].tolist())
+        prompt_ids.extend(r[m.bool()].tolist() for r, m in zip(input_ids, attention))
         return seqs
 
     backend._greedy_pruned = recording
     backend.generate(chats[:2], GenParams(max_new_tokens=4, batch_size=2))  # warm-up
-    runs: dict[str, list] = {c: [] for c in CACHES}
+    runs: dict[str, list] = {a: [] for a in arms}
     outs: dict[str, tuple] = {}
-    text_mismatch: list[int] = []
-    id_mismatch: list[int] = []
-    for _ in range(repeats):  # interleaved so drifting machine load hits both caches alike
-        for name in CACHES:
-            backend.kv_cache = name
+    text_mismatch: dict[str, list[int]] = {a: [] for a in arms}
+    id_mismatch: dict[str, list[int]] = {a: [] for a in arms}
+    first = next(iter(arms))
+    for _ in range(repeats):  # interleaved so drifting machine load hits every arm alike
+        for name, attrs in arms.items():
+            for k, v in attrs.items():
+                setattr(backend, k, v)
             ids.clear()
+            prompt_ids.clear()
             out, dt, cpu = gt._run(backend, chats, params, batch)
             if len(ids) != len(chats):
-                raise SystemExit(f"kv_cache bench: the pruned loop ran for {len(ids)} of {len(chats)} prompts "
+                raise SystemExit(f"bench: the pruned loop ran for {len(ids)} of {len(chats)} prompts "
                                  "(the backend fell back to model.generate)")
             runs[name].append({**gt._stats(out, dt, cpu), "load_avg_1m": round(os.getloadavg()[0], 1)})
-            outs.setdefault(name, (out, list(ids)))
-            ref_out, ref_ids = outs[CACHES[0]]
-            text_mismatch += gt._same(ref_out, out)
-            id_mismatch += [i for i, (x, y) in enumerate(zip(ref_ids, ids)) if x != y]
+            outs.setdefault(name, (out, list(ids), list(prompt_ids)))
+            ref_out, ref_ids, _ = outs[first]
+            text_mismatch[name] += gt._same(ref_out, out)
+            id_mismatch[name] += [i for i, (x, y) in enumerate(zip(ref_ids, ids)) if x != y]
     backend._greedy_pruned = real
-    med = {c: {k: statistics.median(r[k] for r in rs) for k in ("tokens", "seconds", "cpu_seconds", "tok_per_s", "tok_per_cpu_s")}
-           for c, rs in runs.items()}
-    lengths = [c.completion_tokens or 0 for c in outs[CACHES[0]][0]]
+    med = {a: {k: statistics.median(r[k] for r in rs) for k in ("tokens", "seconds", "cpu_seconds", "tok_per_s", "tok_per_cpu_s")}
+           for a, rs in runs.items()}
+    lengths = [c.completion_tokens or 0 for c in outs[first][0]]
+    bad_ids = sorted({i for m in id_mismatch.values() for i in m})
+    bad_text = sorted({i for m in text_mismatch.values() for i in m})
     return {"prompts": len(chats),
             "per_attack": {k: sum(1 for a, *_ in mix if a == k) for k in dict.fromkeys(a for a, *_ in mix)},
             "completion_tokens_min_median_max": [min(lengths), statistics.median(lengths), max(lengths)],
-            "runs": runs, "median": med,
+            "arms": arms, "runs": runs, "median": med,
+            "exact_match": {"identical": not bad_ids and not bad_text,
+                            "compared": len(chats) * repeats * (len(arms) - 1),  # every other arm against the first
+                            "mismatched_ids": bad_ids, "mismatched_completions": bad_text,
+                            "per_arm": {a: {"mismatched_ids": sorted(set(id_mismatch[a])),
+                                            "mismatched_completions": sorted(set(text_mismatch[a]))}
+                                        for a in list(arms)[1:]}},
+            "ids": {a: o[1] for a, o in outs.items()},  # each arm's first run: generated ids per row (call order)
+            "prompt_ids": outs[first][2]}  # the prompt ids of those rows (for diagnosing a mismatch)
+
+
+def bench_mix(backend, limit: int, new_tokens: int, batch: int, repeats: int) -> dict:
+    from r2d.backends.base import GenParams
+
+    res = compare_arms(backend, gt.main_job_mix(limit), GenParams(max_new_tokens=new_tokens, batch_size=batch), repeats,
+                       {c: {"kv_cache": c} for c in CACHES})
+    res.pop("ids"), res.pop("prompt_ids")
+    med = res["median"]
+    return {**res,
             "buffer_over_dynamic_tok_per_cpu_s": round(med["buffer"]["tok_per_cpu_s"] / med["dynamic"]["tok_per_cpu_s"], 3),
-            "buffer_over_dynamic_tok_per_s": round(med["buffer"]["tok_per_s"] / med["dynamic"]["tok_per_s"], 3),
-            "exact_match": {"identical": not text_mismatch and not id_mismatch,
-                            "compared": len(chats) * repeats,  # buffer completions checked against dynamic's
-                            "mismatched_ids": sorted(set(id_mismatch)), "mismatched_completions": sorted(set(text_mismatch))}}
+            "buffer_over_dynamic_tok_per_s": round(med["buffer"]["tok_per_s"] / med["dynamic"]["tok_per_s"], 3)}
 
 
 def _cache(kind: str, config, layers: int, capacity: int):

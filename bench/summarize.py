@@ -160,9 +160,51 @@ def kv_cache(d: dict) -> list[str]:
             f"Step CPU time buffer / dynamic: **{pr['buffer_over_dynamic_step_cpu']}×**.", ""]
 
 
+def prefill(d: dict) -> list[str]:
+    t, pre, lp, s = d["tokens"], d["prefill"], d["loop"], d["settings"]
+    pm, lm, pt, em = pre["median"], lp["median"], lp["per_token"], lp["exact_match"]
+    labels = {"old": "padded prompt forward, no trimming (`prefill: padded, trim_padding: false`, the old loop)",
+              "grouped": "length groups (`prefill: grouped`, default; `trim_padding: false`, default)",
+              "grouped+trim": "length groups + trimmed decode KV (`prefill: grouped, trim_padding: true`)"}
+    rows = ["| pruned loop | tokens | CPU s | CPU s / token | vs old | tok / wall s |", "|---|---|---|---|---|---|"]
+    for arm, v in lm.items():
+        rows.append(f"| {labels.get(arm, arm)} | {v['tokens']} | {v['cpu_seconds']:.2f} | {pt[arm]['cpu_s_per_token']} | "
+                    f"{pt[arm]['speedup_cpu_per_token']}× | {v['tok_per_s']} |")
+    miss = "; ".join(f"{m['arm']} row {m['row']} differs from step {m['step']} (logit margin {m['margin_old_minus_new']})"
+                     for m in lp.get("mismatches", [])) or "none"
+    load = d["provenance"].get("load_avg_at_end")
+    return [f"### Padding in the pruned loop (`bench/prefill.py`; {_commit(d)})", "",
+            f"{d['provenance']['model']}, greedy, {pre['prompts']} prompts of the main job's mix (`--mix-limit "
+            f"{s['mix_limit']}`), bs {s['batch_size']}, torch threads {d['provenance'].get('torch_threads')}, "
+            f"load average at end {load}.", "",
+            f"Prompt forward: {t['real']} real prompt tokens, {t['padded']} as padded batches, {t['grouped']} in length "
+            f"groups. CPU s of the prompt forward alone (median of {s['prefill_repeats']}): padded {pm['padded']['cpu_seconds']:.2f}, "
+            f"grouped {pm['grouped']['cpu_seconds']:.2f} (**{d['prefill_padded_over_grouped_cpu']}×** less); first tokens "
+            f"identical: {pre['exact_match']['identical']} ({pre['exact_match']['compared']} compared).", "",
+            f"Whole loop, {s['new_tokens']} new tokens, {s['repeats']} interleaved round(s):", "", *rows, "",
+            f"Generated ids and completions identical to the old loop: {em['identical']} ({em['compared']} rows "
+            f"compared over the other arms); mismatches: {miss}.", "", *_trim(d)]
+
+
+def _trim(d: dict) -> list[str]:
+    e, s = d.get("long_rows_end_early"), d["settings"]
+    if not e:
+        return []
+    rows = ["| pruned loop, long rows ending early | tokens | CPU s | CPU s / token | vs untrimmed |", "|---|---|---|---|---|"]
+    rows += [f"| `trim_padding: {str(arm == 'grouped+trim').lower()}` | {v['tokens']} | {v['cpu_seconds']:.2f} | "
+             f"{e['per_token'][arm]['cpu_s_per_token']} | {e['per_token'][arm]['speedup_cpu_per_token']}× |"
+             for arm, v in e["median"].items()]
+    miss = "; ".join(f"row {m['row']} differs from step {m['step']} (logit margin {m['margin_old_minus_new']})"
+                     for m in e.get("mismatches", [])) or "none"
+    return [f"Long rows ending early (the {e['prompts']} longest prompts of the mix, {e['long_rows']} of them with "
+            f"at least {s['long_prompt']} tokens forced to end from step {s['long_end_step']}; grouped prefill):", "",
+            *rows, "", f"Generated ids identical with and without trimming: {e['exact_match']['identical']} "
+            f"({e['exact_match']['compared']} rows compared); mismatches: {miss}.", ""]
+
+
 def render() -> str:
     out: list[str] = []
-    for name, fn in (("train_throughput", train), ("generate_throughput", generate), ("kv_cache", kv_cache),
+    for name, fn in (("train_throughput", train), ("generate_throughput", generate), ("kv_cache", kv_cache), ("prefill", prefill),
                      ("synthesis_throughput", synthesis), ("gpu_check", gpu)):
         d = _load(name)
         out += fn(d) if d else [f"### {name}: no results file yet", ""]

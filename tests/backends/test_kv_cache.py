@@ -76,3 +76,40 @@ def test_logits_identical_to_dynamic_cache_with_rows_dropped(byte_tok, attn):
     assert [x.shape[0] for x in new] == [6] * 4 + [4] * 4 + [2] * 4
     for step, (a, b) in enumerate(zip(old, new)):
         assert torch.equal(a, b), f"step {step}: max diff {(a - b).abs().max()}"
+
+
+def test_keep_rows_drops_leading_positions_alike():
+    """``keep_rows`` keeps rows and drops leading positions the same way for ``BufferLayer`` (one copy) and
+    ``DynamicLayer`` (a view), and later updates append after the kept positions."""
+    from r2d.backends.kv_cache import keep_rows
+
+    g = torch.Generator().manual_seed(3)
+    old, new = DynamicCache(), buffer_cache(2, 20)
+    for i in range(2):
+        k, v = _kv(g, 4, 6)
+        old.update(k, v, i), new.update(k, v, i)
+    keep_rows(old, torch.tensor([0, 3]), 2)
+    keep_rows(new, torch.tensor([0, 3]), 2)
+    keep_rows(new, None, 0)  # all rows, nothing dropped: unchanged
+    for i in range(2):
+        k, v = _kv(g, 2, 1)
+        old.update(k, v, i), new.update(k, v, i)
+        assert torch.equal(old.layers[i].keys, new.layers[i].keys) and torch.equal(old.layers[i].values, new.layers[i].values)
+        assert new.layers[i].get_seq_length() == 5 and new.layers[i].keys.shape[0] == 2
+
+
+def test_fill_rows_right_aligns_groups():
+    """``fill_rows`` writes each group's keys/values right-aligned into one batch, zeros elsewhere."""
+    from r2d.backends.kv_cache import fill_rows
+
+    g = torch.Generator().manual_seed(4)
+    parts, want = [], torch.zeros((5, 2, 7, 4))
+    for rows, n in (([1, 4], 7), ([0, 2, 3], 3)):
+        part = DynamicCache()
+        k, v = _kv(g, len(rows), n)
+        part.update(k, v, 0)
+        want[rows, :, 7 - n:] = k
+        parts.append((torch.tensor(rows), part))
+    cache = buffer_cache(1, 12)
+    fill_rows(cache, parts, 5, 7)
+    assert torch.equal(cache.layers[0].keys, want) and cache.get_seq_length() == 7

@@ -22,6 +22,7 @@ from r2d.registry import register
 
 DECODE_MODES = ("pruned", "generate")
 KV_CACHES = ("buffer", "dynamic")  # the pruned loop's KV cache: r2d's in-place BufferLayer, or transformers' DynamicCache
+PREFILLS = ("grouped", "padded")  # the pruned loop's prompt forward: per group of similar lengths, or the whole padded batch
 # generation-config fields (with their neutral values) that make ``model.generate`` search or reshape scores
 # beyond plain greedy; a model that sets any of them is decoded by ``generate`` itself
 _GENERATE_DEFAULTS: dict[str, Any] = {
@@ -42,7 +43,7 @@ class HFBackend:
 
     def __init__(self, model: Any = None, tokenizer: Any = None, dtype: str = "auto", device: str | None = "auto",
                  guard: bool = True, progress: bool = True, expand: bool = False, decode: str = "generate",
-                 kv_cache: str = "buffer") -> None:
+                 kv_cache: str = "buffer", prefill: str = "grouped", trim_padding: bool = False) -> None:
         """``model``: an alias/path/Hub id (loaded with ``r2d.models.load_model``) or a loaded
         ``PreTrainedModel`` (then ``tokenizer`` is required). ``expand``: add the R2D token rows to a
         model that lacks them (off: a vanilla model is evaluated exactly as published). ``decode``:
@@ -51,12 +52,22 @@ class HFBackend:
         tests/backends/test_hf_pruned_decode.py, bench/generate_throughput.py). Sampling and stop strings
         always use ``generate``. ``kv_cache``: the pruned loop's KV cache, ``"buffer"`` (default: written in place,
         ``r2d.backends.kv_cache``) or ``"dynamic"`` (transformers' ``DynamicCache``, which concatenates every
-        step; the same tokens, kept for comparison: bench/kv_cache.py)."""
+        step; the same tokens, kept for comparison: bench/kv_cache.py). ``prefill``: the pruned loop's prompt
+        forward, ``"grouped"`` (default: one forward per group of rows of similar length, each padded to its own
+        longest row, ``r2d.backends.prefill``) or ``"padded"`` (one forward over the whole left-padded batch, as
+        ``generate``). ``trim_padding``: when rows are dropped, cut the KV columns that are left padding for
+        every remaining row (opt-in: no measurable gain for SmolLM2 on CPU, where masked attention columns cost
+        little). Both only skip padding (bench/prefill.py: CPU time and an exact-match check of the generated ids
+        against ``prefill="padded", trim_padding=False``)."""
         if decode not in DECODE_MODES:
             raise ValueError(f"hf backend: decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
         if kv_cache not in KV_CACHES:
             raise ValueError(f"hf backend: kv_cache must be one of {', '.join(KV_CACHES)}, got {kv_cache!r}")
-        self.decode, self.kv_cache = decode, kv_cache
+        if prefill not in PREFILLS:
+            raise ValueError(f"hf backend: prefill must be one of {', '.join(PREFILLS)}, got {prefill!r}")
+        if not isinstance(trim_padding, bool):
+            raise ValueError(f"hf backend: trim_padding must be true or false, got {trim_padding!r}")
+        self.decode, self.kv_cache, self.prefill, self.trim_padding = decode, kv_cache, prefill, trim_padding
         self._prunable: bool | None = None  # whether the model's KV cache allows dropping rows
         self._layers: list | None = None  # that cache's layers (``_cache_layers``)
         if model is None or isinstance(model, str):
@@ -233,10 +244,14 @@ class HFBackend:
         position ids (``cumsum(mask) - 1``), float32 logits of the last position, logits processors called
         with the whole batch's ids and scores (finished rows get a zero score row they never read back),
         argmax, and the same end ids. Only the batch shape of later steps differs. The KV cache is written in
-        place (``r2d.backends.kv_cache``) rather than concatenated every step, unless ``kv_cache="dynamic"``."""
+        place (``r2d.backends.kv_cache``) rather than concatenated every step, unless ``kv_cache="dynamic"``.
+        With ``prefill="grouped"`` the prompt forward runs per group of rows of similar length
+        (``r2d.backends.prefill``); with ``trim_padding`` the KV columns left of every live row's prompt are cut
+        when rows are dropped (positions are explicit, so each row attends to the same keys)."""
         import torch
 
-        from r2d.backends.kv_cache import buffer_cache
+        from r2d.backends.kv_cache import buffer_cache, keep_rows
+        from r2d.backends.prefill import grouped_prefill, length_groups
 
         model, pad = self.model, self.tokenizer.pad_token_id
         end = torch.tensor(sorted(self._end_ids()), device=input_ids.device)
@@ -248,14 +263,17 @@ class HFBackend:
             cache = DynamicCache(config=model.config)
         else:
             cache = buffer_cache(len(self._cache_layers()), width + max_new_tokens)
-        out = model(input_ids=input_ids, attention_mask=attention, position_ids=position, cache=cache,
-                    use_cache=True, logits_to_keep=1)
+        lengths = attention.sum(-1)
+        groups = length_groups(lengths.tolist()) if self.prefill == "grouped" else [list(range(batch))]
+        logits = grouped_prefill(model, input_ids, attention, position, cache, groups)
         seqs = torch.cat([input_ids, torch.full((batch, max_new_tokens), pad, dtype=input_ids.dtype,
                                                 device=input_ids.device)], dim=1)
         live = torch.arange(batch, device=input_ids.device)  # batch rows still decoding
         mask, last = attention, position[:, -1]
+        pads = width - lengths  # per batch row: its left padding (columns mask and cache hold from ``cut`` on)
+        cut = 0
         for step in range(max_new_tokens):
-            logits = out.logits[:, -1].to(dtype=torch.float32)
+            logits = logits.to(dtype=torch.float32)
             if procs:
                 scores = logits if len(live) == batch else \
                     torch.zeros((batch, logits.shape[-1]), dtype=logits.dtype, device=logits.device).index_copy_(
@@ -273,12 +291,13 @@ class HFBackend:
             if not bool(going.all()):
                 keep = going.nonzero().squeeze(-1)
                 live, nxt, mask, last = live[keep], nxt[keep], mask[keep], last[keep]
-                for layer in cache.layers:
-                    layer.batch_select_indices(keep)
+                drop = int(pads[live].min()) - cut if self.trim_padding else 0  # padding of every live row
+                keep_rows(cache, keep, drop)
+                mask, cut = mask[:, drop:], cut + drop
             mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
             last = last + 1
-            out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last[:, None], cache=cache,
-                        use_cache=True)
+            logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last[:, None], cache=cache,
+                           use_cache=True).logits[:, -1]
         return seqs
 
     def _pivot_probs(self, recorder, row: int, gen: list[int]) -> list[dict]:

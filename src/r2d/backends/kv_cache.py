@@ -37,17 +37,19 @@ class BufferLayer(DynamicLayer):
         self._k = key_states.new_empty((*key_states.shape[:2], size, key_states.shape[-1]))
         self._v = value_states.new_empty((*value_states.shape[:2], size, value_states.shape[-1]))
 
-    def _move(self, size: int, rows: torch.Tensor | None = None) -> None:
-        """New buffers of ``size`` positions holding the filled part of batch rows ``rows`` (default: all)."""
-        n = self.length
+    def _move(self, size: int, rows: torch.Tensor | None = None, start: int = 0) -> None:
+        """New buffers of ``size`` positions holding positions ``start:`` of the filled part of batch rows
+        ``rows`` (default: all)."""
+        n = self.length - start
 
         def move(buf: torch.Tensor) -> torch.Tensor:
-            src = buf[:, :, :n] if rows is None else buf[rows.to(buf.device), :, :n]
+            src = buf[:, :, start:self.length] if rows is None else buf[rows.to(buf.device), :, start:self.length]
             new = buf.new_empty((src.shape[0], buf.shape[1], size, buf.shape[-1]))
             new[:, :, :n] = src
             return new
 
         self._k, self._v = move(self._k), move(self._v)
+        self.length = n
         self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
@@ -90,11 +92,49 @@ class BufferLayer(DynamicLayer):
 
     reorder_cache = batch_select_indices
 
+    def select(self, indices: torch.Tensor | None, drop_front: int = 0) -> None:
+        """Keep the batch rows ``indices`` (all: ``None``) and drop the first ``drop_front`` positions, in one
+        copy (``keep_rows``)."""
+        if self.is_initialized:
+            self._move(self._k.shape[2], indices, drop_front)
+
     def offload(self) -> None:
         raise NotImplementedError("BufferLayer keeps its buffers on one device (no offloading)")
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         raise NotImplementedError("BufferLayer is for greedy decoding (no beams)")
+
+
+def keep_rows(cache: Cache, indices: torch.Tensor | None, drop_front: int = 0) -> None:
+    """Keep the batch rows ``indices`` (all: ``None``) of every layer of ``cache`` and drop each layer's first
+    ``drop_front`` positions (left padding that no kept row attends to; the attention mask must lose the same
+    columns). ``BufferLayer``s do both in one copy; other layers select rows, then keep a view."""
+    for layer in cache.layers:
+        if isinstance(layer, BufferLayer):
+            layer.select(indices, drop_front)
+            continue
+        if indices is not None:
+            layer.batch_select_indices(indices)
+        if drop_front and layer.is_initialized:
+            layer.keys, layer.values = layer.keys[:, :, drop_front:], layer.values[:, :, drop_front:]
+
+
+def fill_rows(cache: Cache, parts: list[tuple[torch.Tensor, Cache]], batch: int, width: int) -> None:
+    """Write the prompt caches of several row groups into ``cache`` (empty) as one left-padded batch of
+    ``batch`` rows and ``width`` positions: ``parts`` holds (row indices, that group's cache of its own, narrower
+    width); a group's positions land right-aligned at columns ``width - its width:``. Columns left of them are
+    zeros (finite: the mask hides them, but a NaN would leak through attention)."""
+    for i in range(len(parts[0][1].layers)):
+        k0, v0 = parts[0][1].layers[i].keys, parts[0][1].layers[i].values
+        keys = k0.new_zeros((batch, k0.shape[1], width, k0.shape[-1]))
+        values = v0.new_zeros((batch, v0.shape[1], width, v0.shape[-1]))
+        for rows, part in parts:
+            k, v = part.layers[i].keys, part.layers[i].values
+            rows = rows.to(keys.device)
+            keys[rows, :, width - k.shape[2]:] = k
+            values[rows, :, width - v.shape[2]:] = v
+            part.layers[i].keys = part.layers[i].values = None  # freed as we go
+        cache.update(keys, values, i)  # a cache without preset layers (``DynamicCache()``) appends them
 
 
 def buffer_cache(num_layers: int, capacity: int) -> Cache:
