@@ -202,9 +202,30 @@ def _trim(d: dict) -> list[str]:
             f"({e['exact_match']['compared']} rows compared); mismatches: {miss}.", ""]
 
 
+def eval_stage(d: dict) -> list[str]:
+    s, sp, same = d["settings"], d["speedup"], d["identical"]
+    rows = ["| hf path | samples | generated tokens | generation CPU s | judging CPU s | stage CPU s | stage wall s |",
+            "|---|---|---|---|---|---|---|"]
+    for name, v in d["arms"].items():
+        t = v["times"]
+        rows.append(f"| {name}: `{s['arms'][name]}` | {v['samples']} | {v['generated_tokens']} | {t['generate']['cpu_s']} | "
+                    f"{t['judge']['cpu_s']} | {round(t['generate']['cpu_s'] + t['judge']['cpu_s'], 1)} | "
+                    f"{round(t['generate']['wall_s'] + t['judge']['wall_s'], 1)} |")
+    return [f"### The evaluation stage, old vs new hf path (`bench/eval_stage.py`; {_commit(d)})", "",
+            f"{d['provenance']['model']} over the main job's grid (`configs/quickstart/eval.yaml` without the cells of "
+            f"trained models: {', '.join(s['benchmarks'])}; at most {s['limit']} behaviours or prompts per benchmark), greedy, "
+            f"{s['max_new_tokens']} new tokens, bs {s['batch_size']}, torch threads {d['provenance'].get('torch_threads')}, "
+            f"load average at end {d['provenance'].get('load_avg_at_end')}; each arm a fresh `r2d eval` (generation, "
+            "then its judges).", "", *rows, "",
+            f"New / old: generation **{sp['generate_cpu_s']}×** CPU ({sp['generate_wall_s']}× wall), whole stage "
+            f"**{sp['all_cpu_s']}×** CPU ({sp['all_wall_s']}× wall). Samples identical: {same['samples_identical']}/"
+            f"{same['samples_compared']}; verdicts identical: {same['verdicts_identical']}/{same['verdicts_compared']}.", ""]
+
+
 def render() -> str:
     out: list[str] = []
     for name, fn in (("train_throughput", train), ("generate_throughput", generate), ("kv_cache", kv_cache), ("prefill", prefill),
+                     ("eval_stage", eval_stage),
                      ("synthesis_throughput", synthesis), ("gpu_check", gpu)):
         d = _load(name)
         out += fn(d) if d else [f"### {name}: no results file yet", ""]
