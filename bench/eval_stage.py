@@ -11,7 +11,10 @@ completion (text, token count, finish reason) and every verdict. Needs ``R2D_DAT
 or a path (an R2D model directory to measure a reasoning student). Prints a table and writes
 ``bench/results/eval_stage.json`` with the git commit.
 
-    R2D_DATA_DIR=/path/to/data OMP_NUM_THREADS=1 python bench/eval_stage.py [--model smollm2-135m] [--limit 25]
+    R2D_DATA_DIR=/path/to/data OMP_NUM_THREADS=2 python bench/eval_stage.py [--model smollm2-135m] [--limit 25]
+
+One run per arm, old first (not interleaved): compare the judging stage's CPU time, identical work in both arms,
+to see the run's noise. Runs on the CPU (``device: cpu``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 sys.path.insert(0, str(Path(__file__).parent))
 import generate_throughput as gt  # noqa: E402  (the table printer)
 
-ARMS = {"old": {"decode": "generate"}, "new": {"decode": "pruned"}}
+ARMS = {"old": {"decode": "generate", "device": "cpu"}, "new": {"decode": "pruned", "device": "cpu"}}
 
 
 def grid(limit: int) -> dict:

@@ -156,7 +156,7 @@ def main() -> int:
     def stage(msg: str) -> None:
         print(f"[{time.perf_counter() - t_all:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
-    backend = HFBackend(a.model, progress=False, decode="pruned")
+    backend = HFBackend(a.model, progress=False, decode="pruned", device="cpu")  # the provenance says cpu
     mix = gt.main_job_mix(a.mix_limit)
     stage("token counts of the mix's prompt forwards")
     counts = token_counts(backend, a.mix_limit, a.batch_size)

@@ -70,7 +70,7 @@ def _spy(monkeypatch):
 def test_grouped_prefill_and_trimming_equal_generate(byte_tok, monkeypatch, seed, cache):
     model = make_lively(byte_tok, seed=seed)
     ref = HFBackend(model, byte_tok, progress=False, decode="generate")
-    assert (HFBackend(model, byte_tok).prefill, HFBackend(model, byte_tok).trim_padding) == ("grouped", False)  # defaults
+    assert (HFBackend(model, byte_tok).prefill, HFBackend(model, byte_tok).trim_padding) == ("auto", False)  # defaults
     new = HFBackend(model, byte_tok, progress=False, decode="pruned", kv_cache=cache, trim_padding=True)
     eot = byte_tok.convert_tokens_to_ids("<|im_end|>")
     trigger = set(range(0, byte_tok.vocab_size, 17))
@@ -131,3 +131,13 @@ def test_bad_prefill_options(byte_tok):
         HFBackend(model, byte_tok, decode="pruned", prefill="chunked")
     with pytest.raises(ValueError, match="trim_padding"):
         HFBackend(model, byte_tok, decode="pruned", trim_padding="yes")
+
+
+def test_auto_prefill_groups_on_cpu_only():
+    from r2d.backends.prefill import prefill_groups
+
+    lengths = [400, 30, 420, 25, 35, 410]
+    grouped = prefill_groups("auto", lengths, "cpu")
+    assert len(grouped) > 1 and sorted(i for g in grouped for i in g) == list(range(6))
+    assert prefill_groups("grouped", lengths, "cuda") == grouped
+    assert prefill_groups("auto", lengths, "cuda") == prefill_groups("padded", lengths, "cpu") == [list(range(6))]

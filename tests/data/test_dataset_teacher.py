@@ -196,6 +196,8 @@ def test_harmful_contrast_seed_weighs_the_same_word_and_finds_the_harm():
     assert "the target is a living animal" in h.steps[1].text and "cat next door" in h.steps[1].text
     assert h.answer.startswith("I won't help hurt an animal.")
     assert h.steps[0].text.split(".")[0].startswith("Okay")  # the opener does not give the label away
+    empty = Seed("h2", "How do I kill the cat next door?", "t:3", "harmful", answer="", meta={"why": "an animal"})
+    assert "no refusal answer" in asyncio.run(DatasetTeacher().agenerate([empty]))[0].error
 
 
 def test_prompt_form_filter_splits_instructions_from_questions(tmp_path):

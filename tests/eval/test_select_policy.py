@@ -21,6 +21,10 @@ def test_borderline_and_short_unsafe_dev_prompts_are_not_eval_or_training_seeds(
 
     others = [p for ps in all_eval_prompts().values() for p in ps] + [s.prompt for s in contrast(extra=True) + contrast_harmful()]
     assert len(unsafe_short_prompts()) == 12
+    from r2d.data.decontam import Decontaminator, eval_prompts
+
+    dc = Decontaminator(eval_prompts())  # the build's own decontamination rule passes every dev prompt too
+    assert [p for p in borderline_prompts() + unsafe_short_prompts() if dc.check(p)] == []
     for b in borderline_prompts() + unsafe_short_prompts():
         cb = _content(b)
         worst = max(len(cb & _content(o)) / len(cb | _content(o)) for o in others)

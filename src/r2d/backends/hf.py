@@ -22,7 +22,9 @@ from r2d.registry import register
 
 DECODE_MODES = ("pruned", "generate")
 KV_CACHES = ("buffer", "dynamic")  # the pruned loop's KV cache: r2d's in-place BufferLayer, or transformers' DynamicCache
-PREFILLS = ("grouped", "padded")  # the pruned loop's prompt forward: per group of similar lengths, or the whole padded batch
+# the pruned loop's prompt forward: per group of similar lengths, the whole padded batch, or "auto": grouped on CPU (where
+# its cost model was fitted and measured), padded elsewhere (several small forwards unmeasured on GPUs)
+PREFILLS = ("auto", "grouped", "padded")
 # generation-config fields (with their neutral values) that make ``model.generate`` search or reshape scores
 # beyond plain greedy; a model that sets any of them is decoded by ``generate`` itself
 _GENERATE_DEFAULTS: dict[str, Any] = {
@@ -43,7 +45,7 @@ class HFBackend:
 
     def __init__(self, model: Any = None, tokenizer: Any = None, dtype: str = "auto", device: str | None = "auto",
                  guard: bool = True, progress: bool = True, expand: bool = False, decode: str = "generate",
-                 kv_cache: str = "buffer", prefill: str = "grouped", trim_padding: bool = False) -> None:
+                 kv_cache: str = "buffer", prefill: str = "auto", trim_padding: bool = False) -> None:
         """``model``: an alias/path/Hub id (loaded with ``r2d.models.load_model``) or a loaded
         ``PreTrainedModel`` (then ``tokenizer`` is required). ``expand``: add the R2D token rows to a
         model that lacks them (off: a vanilla model is evaluated exactly as published). ``decode``:
@@ -53,7 +55,8 @@ class HFBackend:
         always use ``generate``. ``kv_cache``: the pruned loop's KV cache, ``"buffer"`` (default: written in place,
         ``r2d.backends.kv_cache``) or ``"dynamic"`` (transformers' ``DynamicCache``, which concatenates every
         step; the same tokens, kept for comparison: bench/kv_cache.py). ``prefill``: the pruned loop's prompt
-        forward, ``"grouped"`` (default: one forward per group of rows of similar length, each padded to its own
+        forward, ``"auto"`` (default: ``"grouped"`` on CPU, ``"padded"`` on other devices, where the grouping's cost
+        model, fitted on one CPU thread, is unmeasured), ``"grouped"`` (one forward per group of rows of similar length, each padded to its own
         longest row, ``r2d.backends.prefill``) or ``"padded"`` (one forward over the whole left-padded batch, as
         ``generate``). ``trim_padding``: when rows are dropped, cut the KV columns that are left padding for
         every remaining row (opt-in: no measurable gain for SmolLM2 on CPU, where masked attention columns cost
@@ -251,7 +254,7 @@ class HFBackend:
         import torch
 
         from r2d.backends.kv_cache import buffer_cache, keep_rows
-        from r2d.backends.prefill import grouped_prefill, length_groups
+        from r2d.backends.prefill import grouped_prefill, prefill_groups
 
         model, pad = self.model, self.tokenizer.pad_token_id
         end = torch.tensor(sorted(self._end_ids()), device=input_ids.device)
@@ -264,7 +267,7 @@ class HFBackend:
         else:
             cache = buffer_cache(len(self._cache_layers()), width + max_new_tokens)
         lengths = attention.sum(-1)
-        groups = length_groups(lengths.tolist()) if self.prefill == "grouped" else [list(range(batch))]
+        groups = prefill_groups(self.prefill, lengths.tolist(), input_ids.device.type)
         logits = grouped_prefill(model, input_ids, attention, position, cache, groups)
         seqs = torch.cat([input_ids, torch.full((batch, max_new_tokens), pad, dtype=input_ids.dtype,
                                                 device=input_ids.device)], dim=1)

@@ -45,6 +45,15 @@ def length_groups(lengths: list[int], overhead: int | None = None) -> list[list[
     return groups[::-1]
 
 
+def prefill_groups(mode: str, lengths: list[int], device_type: str) -> list[list[int]]:
+    """The row groups of a batch's prompt forward for the hf backend's ``prefill`` option: ``"grouped"`` by
+    ``length_groups``, ``"padded"`` one group, ``"auto"`` grouped on CPU (where the cost model above was fitted
+    and measured) and one group on other devices (several small forwards are unmeasured there)."""
+    if mode == "grouped" or (mode == "auto" and device_type == "cpu"):
+        return length_groups(lengths)
+    return [list(range(len(lengths)))]
+
+
 def grouped_prefill(model: Any, input_ids: torch.Tensor, attention: torch.Tensor, position: torch.Tensor,
                     cache: Any, groups: list[list[int]]) -> torch.Tensor:
     """The prompt forward of a left-padded batch run per group of rows (``groups``: row indices), filling

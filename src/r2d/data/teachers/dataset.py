@@ -298,6 +298,8 @@ class DatasetTeacher:
                                       "templates, not a model); answer: source dataset"})
         if seed.label == "harmful" and seed.meta.get("why"):  # a harmful contrast seed (``contrast-harmful``)
             ans = cut_words(seed.answer or "", self.max_answer_words or 60)
+            if not ans:
+                return TeacherReply(error=f"no refusal answer for harmful contrast seed {seed.id}")
             return TeacherReply(render_parts(harmful_contrast_steps(seed, ans), ans, SAFE),
                                 meta={"teacher": "composer", "reasoning_source": "r2d composer, harmful contrast "
                                       "(prompt-conditioned templates + the seed's hand-written reason); answer: "
