@@ -225,7 +225,7 @@ def eval_stage(d: dict) -> list[str]:
 def render() -> str:
     out: list[str] = []
     for name, fn in (("train_throughput", train), ("generate_throughput", generate), ("kv_cache", kv_cache), ("prefill", prefill),
-                     ("eval_stage", eval_stage),
+                     ("eval_stage", eval_stage), ("eval_stage_1thread", eval_stage),
                      ("synthesis_throughput", synthesis), ("gpu_check", gpu)):
         d = _load(name)
         out += fn(d) if d else [f"### {name}: no results file yet", ""]
