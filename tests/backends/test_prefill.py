@@ -78,7 +78,7 @@ def test_grouped_prefill_and_trimming_equal_generate(byte_tok, monkeypatch, seed
     params = lambda: GenParams(max_new_tokens=24, batch_size=12, extra={"logits_processors": procs()})
     seen = _spy(monkeypatch)
     a, b = ref.generate(CHATS, params()), new.generate(CHATS, params())
-    _same(a, b)
+    _same(a, b, probs_abs=1e-5)  # tokens exact; the recorded probabilities to float rounding (batch shapes differ)
     assert seen["groups"] and min(seen["groups"]) >= 2, seen  # the batch really was split by length
     assert seen["dropped"] > 0, seen  # and the decode KV really lost common padding
     assert len({c.completion_tokens for c in b}) >= 3
