@@ -13,8 +13,9 @@ or a path (an R2D model directory to measure a reasoning student). Prints a tabl
 
     R2D_DATA_DIR=/path/to/data OMP_NUM_THREADS=2 python bench/eval_stage.py [--model smollm2-135m] [--limit 25]
 
-One run per arm, old first (not interleaved): compare the judging stage's CPU time, identical work in both arms,
-to see the run's noise. Runs on the CPU (``device: cpu``).
+``--rounds N`` interleaves N runs of each arm (old/new, then new/old, ...) and reports the medians; every run's
+samples and verdicts are compared with the first old run's. Judging does the same work in both arms: its CPU time
+shows the measurement's noise. Runs on the CPU (``device: cpu``).
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ def run_arm(model: str, kwargs: dict, g: dict, out: Path) -> dict:
     return {"times": times, "samples": samples, "verdicts": verdicts, "tokens": tokens}
 
 
+def median_times(rounds: list[dict]) -> dict:
+    """Per stage and measure, the median over rounds."""
+    import statistics
+
+    return {st: {k: round(statistics.median(r[st][k] for r in rounds), 1) for k in rounds[0][st]} for st in rounds[0]}
+
+
 def compare(old: dict, new: dict) -> dict:
     def completion(s: dict) -> tuple:
         return s.get("completion"), s.get("completion_tokens"), s.get("finish_reason"), s.get("error")
@@ -81,6 +89,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--limit", type=int, default=25, help="behaviours per benchmark (the main job: 25)")
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds (old/new, then new/old, ...); medians")
     ap.add_argument("--output", default=str(Path(__file__).parent / "results" / "eval_stage.json"))
     a = ap.parse_args()
 
@@ -90,12 +99,18 @@ def main() -> int:
 
     t_all = time.perf_counter()
     g = grid(a.limit)
-    arms = {}
+    runs: dict[str, list[dict]] = {name: [] for name in ARMS}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, kw in ARMS.items():
-            print(f"[{time.perf_counter() - t_all:7.1f}s] arm {name}: {kw}", file=sys.stderr, flush=True)
-            arms[name] = run_arm(a.model, kw, g, Path(tmp) / name)
-    same = compare(arms["old"], arms["new"])
+        for r in range(a.rounds):  # interleaved: old, new, then new, old, ...
+            for name in (list(ARMS) if r % 2 == 0 else list(ARMS)[::-1]):
+                print(f"[{time.perf_counter() - t_all:7.1f}s] round {r + 1}, arm {name}: {ARMS[name]}", file=sys.stderr,
+                      flush=True)
+                runs[name].append(run_arm(a.model, ARMS[name], g, Path(tmp) / f"{name}-{r}"))
+    arms = {name: {**rs[0], "times": median_times([x["times"] for x in rs]), "rounds": [x["times"] for x in rs]}
+            for name, rs in runs.items()}
+    checks = [compare(runs["old"][0], x) for x in runs["new"] + runs["old"][1:]]
+    same = {k: (sum(c[k] for c in checks) if k != "mismatched" else sorted({m for c in checks for m in c[k]}))
+            for k in checks[0]}
     t_old, t_new = arms["old"]["times"], arms["new"]["times"]
 
     def ratio(stage: str, key: str) -> float:
@@ -108,7 +123,8 @@ def main() -> int:
                              "load_avg_at_end": [round(x, 1) for x in os.getloadavg()]},
               "settings": vars(a) | {"arms": ARMS, "max_new_tokens": g["max_new_tokens"], "batch_size": g["batch_size"],
                                      "benchmarks": [f"{b['name']}/{b.get('subset')}" for b in g["benchmarks"]]},
-              "arms": {n: {"times": v["times"], "samples": len(v["samples"]), "generated_tokens": v["tokens"]}
+              "arms": {n: {"times": v["times"], "rounds": v["rounds"], "samples": len(v["samples"]),
+                           "generated_tokens": v["tokens"]}
                        for n, v in arms.items()},
               "speedup": {f"{s}_{k}": ratio(s, k) for s in ("generate", "all") for k in ("cpu_s", "wall_s")},
               "identical": same, "total_seconds": round(time.perf_counter() - t_all, 1)}
