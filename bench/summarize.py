@@ -216,7 +216,7 @@ def eval_stage(d: dict) -> list[str]:
             f"trained models: {', '.join(s['benchmarks'])}; at most {s['limit']} behaviours or prompts per benchmark), greedy, "
             f"{s['max_new_tokens']} new tokens, bs {s['batch_size']}, torch threads {d['provenance'].get('torch_threads')}, "
             f"load average at end {d['provenance'].get('load_avg_at_end')}; each arm a fresh `r2d eval` (generation, "
-            "then its judges).", "", *rows, "",
+            f"then its judges), {s.get('rounds', 1)} interleaved round(s), medians.", "", *rows, "",
             f"New / old: generation **{sp['generate_cpu_s']}×** CPU ({sp['generate_wall_s']}× wall), whole stage "
             f"**{sp['all_cpu_s']}×** CPU ({sp['all_wall_s']}× wall). Samples identical: {same['samples_identical']}/"
             f"{same['samples_compared']}; verdicts identical: {same['verdicts_identical']}/{same['verdicts_compared']}.", ""]
@@ -226,6 +226,7 @@ def render() -> str:
     out: list[str] = []
     for name, fn in (("train_throughput", train), ("generate_throughput", generate), ("kv_cache", kv_cache), ("prefill", prefill),
                      ("eval_stage", eval_stage), ("eval_stage_1thread", eval_stage),
+                     ("eval_stage_interleaved", eval_stage),
                      ("synthesis_throughput", synthesis), ("gpu_check", gpu)):
         d = _load(name)
         out += fn(d) if d else [f"### {name}: no results file yet", ""]
