@@ -32,16 +32,13 @@ from pathlib import Path
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 sys.path.insert(0, str(Path(__file__).parent))
-import generate_throughput as gt  # noqa: E402  (the table printer)
+import generate_throughput as gt  # noqa: E402  (the main job's grid and the table printer)
 
 ARMS = {"old": {"decode": "generate", "device": "cpu"}, "new": {"decode": "pruned", "device": "cpu"}}
 
 
 def grid(limit: int) -> dict:
-    import yaml
-
-    raw = yaml.safe_load((Path(__file__).parents[1] / "configs" / "quickstart" / "eval.yaml").read_text())
-    benches = [{**b, "limit": min(int(b.get("limit") or limit), limit)} for b in raw["benchmarks"] if not b.get("models")]
+    raw, benches = gt.main_job_grid(limit)
     return {"benchmarks": benches, "max_new_tokens": raw["max_new_tokens"], "batch_size": raw["batch_size"],
             "temperature": raw["temperature"]}
 

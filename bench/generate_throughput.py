@@ -47,15 +47,21 @@ def prompts(n: int) -> list[list[dict]]:
     return [[{"role": "user", "content": t}] for t in texts]
 
 
+def main_job_grid(limit: int) -> tuple[dict, list[dict]]:
+    """The main job's eval config (``configs/quickstart/eval.yaml``) and its benchmarks without the cells restricted
+    to trained models, each cut to at most ``limit`` behaviours (shared with bench/eval_stage.py)."""
+    import yaml
+
+    raw = yaml.safe_load((Path(__file__).parents[1] / "configs" / "quickstart" / "eval.yaml").read_text())
+    return raw, [{**b, "limit": min(int(b.get("limit") or limit), limit)} for b in raw["benchmarks"] if not b.get("models")]
+
+
 def main_job_mix(limit: int) -> list[tuple[str, list[dict], object]]:
     """(attack label, chat, behavior) of the main job's generation grid for the base model, ``limit``
     behaviours per benchmark (the adaptive GCG cell, which attacks the trained model, is left out)."""
-    import yaml
-
     from r2d.eval.runner import EvalConfig, Runner
 
-    raw = yaml.safe_load((Path(__file__).parents[1] / "configs" / "quickstart" / "eval.yaml").read_text())
-    benches = [{**b, "limit": min(int(b.get("limit") or limit), limit)} for b in raw["benchmarks"] if not b.get("models")]
+    _, benches = main_job_grid(limit)
     cfg = EvalConfig(models=[{"label": "base", "model": "smollm2-135m", "backend": "hf"}], benchmarks=benches,
                      output=os.devnull, progress=False)
     runner = Runner(cfg)

@@ -256,6 +256,12 @@ def file_seeds(path: str, prompt: str = "prompt", label: str | None = "label", d
     return out
 
 
+def _seed_rows(name: str) -> list[dict]:
+    """The rows of one of r2d's own seed files (``resources/seeds/NAME``, JSONL)."""
+    path = Path(__file__).resolve().parents[1] / "resources" / "seeds" / name
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
 @registry.register("seedset", "contrast")
 def contrast(extra: bool = False, **_: Any) -> list[Seed]:
     """r2d's own hand-written benign prompts that SOUND harmful, with short reference answers: they teach
@@ -266,10 +272,7 @@ def contrast(extra: bool = False, **_: Any) -> list[Seed]:
     checks it), and the build decontaminates them like every seed. ``extra``: 24 more (privacy of fictional
     characters and public offices, absurd premises about groups, discrimination history), appended after the
     54 (``contrast_benign_extra.jsonl``; used by the qs-v4 candidate recipe, not by the quickstart's)."""
-    here = Path(__file__).resolve().parents[1] / "resources" / "seeds"
-    rows = []
-    for name in ["contrast_benign.jsonl"] + (["contrast_benign_extra.jsonl"] if extra else []):
-        rows += [json.loads(x) for x in (here / name).read_text(encoding="utf-8").splitlines() if x.strip()]
+    rows = _seed_rows("contrast_benign.jsonl") + (_seed_rows("contrast_benign_extra.jsonl") if extra else [])
     return [Seed(f"contrast-{n}", neutralize(r["prompt"]), f"r2d-contrast:{n}", "benign", "general", r["answer"],
                  {"edgy": True, "kind": r["kind"]}) for n, r in enumerate(rows, 1)]
 
@@ -282,8 +285,7 @@ def contrast_harmful(**_: Any) -> list[Seed]:
     redirect as the answer. Same kinds as XSTest's unsafe contrasts (violence, unsafe targets, discrimination,
     history denial, privacy of private people), none taken or paraphrased from XSTest (checked like the
     benign contrast seeds by ``tests/data/test_seeds.py``); decontaminated by the build like every seed."""
-    path = Path(__file__).resolve().parents[1] / "resources" / "seeds" / "contrast_harmful.jsonl"
-    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    rows = _seed_rows("contrast_harmful.jsonl")
     return [Seed(f"contrast-harmful-{n}", neutralize(r["prompt"]), f"r2d-contrast-harmful:{n}", "harmful",
                  categorize(r["prompt"]), r["answer"], {"edgy": True, "kind": r["kind"], "why": r["why"]})
             for n, r in enumerate(rows, 1)]

@@ -55,12 +55,16 @@ class DevPrompt:
         return self.group.startswith("harmful")
 
 
-def borderline_prompts(path: Path = BORDERLINE_FILE) -> list[str]:
+def _dev_prompts(path: Path) -> list[str]:
     return [json.loads(line)["prompt"] for line in path.read_text().splitlines() if line.strip()]
 
 
+def borderline_prompts() -> list[str]:
+    return _dev_prompts(BORDERLINE_FILE)
+
+
 def unsafe_short_prompts() -> list[str]:
-    return borderline_prompts(UNSAFE_SHORT_FILE)
+    return _dev_prompts(UNSAFE_SHORT_FILE)
 
 
 def _unused(items: list[tuple[str, str]], train: list[str], eval_check: Any) -> list[tuple[str, str]]:

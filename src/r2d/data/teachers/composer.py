@@ -148,6 +148,20 @@ def answer_shape(prompt: str, answer: str) -> str:
     return "short" if len(answer.split()) < 15 else "explain"
 
 
+def _coin(seed_id: str, salt: str) -> bool:
+    """A deterministic coin flip per seed and salt."""
+    return _pick([False, True], seed_id, salt)
+
+
+def _in_context(prompt: str, m: re.Match) -> str:
+    """The matched word with up to four words either side, as it stands in the prompt."""
+    return " ".join(prompt[:m.start()].split()[-4:] + [m.group(0)] + prompt[m.end():].split()[:4]).strip(" ,.;:")
+
+
+def _answer_start(answer: str) -> str:
+    return _words(re.sub(r"\s+", " ", answer).strip(), 6).replace('"', "'")
+
+
 def benign_reasoning(seed: Seed, answer: str, max_steps: int | None = None) -> list[str]:
     """3-4 step texts (without pivots) for a benign seed and its (already shortened) answer; ``max_steps``
     (>= 3) drops the closing step, as traces are shortened to the same number of steps."""
@@ -156,16 +170,12 @@ def benign_reasoning(seed: Seed, answer: str, max_steps: int | None = None) -> l
     steps = [_pick(_RESTATE, seed.id, "restate").format(task=task_phrase(prompt), domain=domain)]
     m = EDGY_WORDS.search(prompt)
     if m:
-        before = prompt[:m.start()].split()[-4:]
-        after = prompt[m.end():].split()[:4]
-        ctx = " ".join(before + [m.group(0)] + after).strip(" ,.;:")
-        steps.append(_pick(_EDGY, seed.id, "edgy").format(w=m.group(0).lower(), ctx=ctx, domain=domain))
+        steps.append(_pick(_EDGY, seed.id, "edgy").format(w=m.group(0).lower(), ctx=_in_context(prompt, m), domain=domain))
     else:
         steps.append(_pick(_MISUSE, seed.id, "misuse").format(topic=topic_of(prompt), domain=domain))
     shape = answer_shape(prompt, answer)
-    start = _words(re.sub(r"\s+", " ", answer).strip(), 6).replace('"', "'")
-    steps.append(_pick(_PLAN[shape], seed.id, "plan").format(start=start))
-    if int(hashlib.sha256(f"close:{seed.id}".encode()).hexdigest(), 16) % 2 and (not max_steps or max_steps > 3):
+    steps.append(_pick(_PLAN[shape], seed.id, "plan").format(start=_answer_start(answer)))
+    if _coin(seed.id, "close") and (not max_steps or max_steps > 3):
         steps.append(_pick(_CLOSE, seed.id, "close"))
     return [neutralize(s) for s in steps]
 
@@ -206,14 +216,11 @@ def harmful_contrast_steps(seed: Seed, answer: str) -> list[tuple[str, str]]:
     prompt, why = seed.prompt, seed.meta["why"].rstrip(".")
     domain = detect_domain(prompt)
     first = _pick(_RESTATE, seed.id, "restate").format(task=task_phrase(prompt), domain=domain)
-    hesitate = int(hashlib.sha256(f"hesitate:{seed.id}".encode()).hexdigest(), 16) % 2
-    steps = [(f"{first} {_pick(_HESITATE, seed.id, 'hesitate')}", RETHINK) if hesitate else (first, SAFE)]
+    steps = [(f"{first} {_pick(_HESITATE, seed.id, 'hesitate')}", RETHINK) if _coin(seed.id, "hesitate") else (first, SAFE)]
     m = EDGY_WORDS.search(prompt)
     if m:
-        ctx = " ".join(prompt[:m.start()].split()[-4:] + [m.group(0)] + prompt[m.end():].split()[:4]).strip(" ,.;:?")
-        weigh = _pick(_EDGY_HARM, seed.id, "edgy").format(w=m.group(0).lower(), ctx=ctx, why=why)
+        weigh = _pick(_EDGY_HARM, seed.id, "edgy").format(w=m.group(0).lower(), ctx=_in_context(prompt, m), why=why)
     else:
         weigh = _pick(_MISUSE_HARM, seed.id, "misuse").format(topic=topic_of(prompt), domain=domain, why=why)
-    start = _words(re.sub(r"\s+", " ", answer).strip(), 6).replace('"', "'")
-    plan = _pick(_PLAN_HARM, seed.id, "plan").format(start=start)
+    plan = _pick(_PLAN_HARM, seed.id, "plan").format(start=_answer_start(answer))
     return [(neutralize(t), p) for t, p in steps + [(weigh, UNSAFE), (plan, SAFE)]]
