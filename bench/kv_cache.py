@@ -115,9 +115,11 @@ def _cache(kind: str, config, layers: int, capacity: int):
     return DynamicCache(config=config) if kind == "dynamic" else buffer_cache(layers, capacity)
 
 
-def bench_profile(backend, batch: int, kv: int, warm: int, timed: int, profiled: int) -> dict:
+def bench_profile(backend, batch: int, kv: int, warm: int, timed: int, profiled: int,
+                  kinds: tuple[str, ...] = CACHES) -> dict:
     """Decode steps as ``HFBackend._greedy_pruned`` runs them (one new token per row, growing mask, position
-    ids, the cache written by the model), over a KV of ``kv`` positions built from one prefill."""
+    ids, the cache written by the model), over a KV of ``kv`` positions built from one prefill, for each cache
+    kind in ``kinds``."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -137,7 +139,7 @@ def bench_profile(backend, batch: int, kv: int, warm: int, timed: int, profiled:
     res: dict = {"batch": batch, "kv_tokens": kv, "padded_rows": batch // 4, "pad_width": kv // 5,
                  "prefill_cpu_s_one_row": round(prefill_cpu, 2), "warmup_steps": warm, "timed_steps": timed,
                  "profiled_steps": profiled}
-    for kind in CACHES:
+    for kind in kinds:
         with torch.inference_mode():
             cache = _cache(kind, model.config, n_layers, kv + steps)
             for i, (k, v) in enumerate(kvs):  # the prefill's keys/values, repeated to every row
@@ -176,8 +178,9 @@ def bench_profile(backend, batch: int, kv: int, warm: int, timed: int, profiled:
                      "top_ops": [{"op": e.key, "self_cpu_ms_per_step": per_step(e.self_cpu_time_total),
                                   "calls_per_step": e.count / profiled} for e in top]}
         del cache
-    d, b = res["dynamic"], res["buffer"]
-    res["buffer_over_dynamic_step_cpu"] = round(b["step_cpu_ms_median"] / d["step_cpu_ms_median"], 3)
+    if set(CACHES) <= set(kinds):
+        d, b = res["dynamic"], res["buffer"]
+        res["buffer_over_dynamic_step_cpu"] = round(b["step_cpu_ms_median"] / d["step_cpu_ms_median"], 3)
     return res
 
 

@@ -222,11 +222,42 @@ def eval_stage(d: dict) -> list[str]:
             f"{same['samples_compared']}; verdicts identical: {same['verdicts_identical']}/{same['verdicts_compared']}.", ""]
 
 
+def decode_roofline(d: dict) -> list[str]:
+    s, st, b = d["settings"], d["step"], d["bounds"]
+    lb, lm, at = d["linears_at_batch"], d["linears_at_big_m"], d["attention"]
+    sq = d["square_sgemm"]
+    rows = ["| piece of one decode step | measured CPU ms | rate reached | best on this CPU | bound ms |",
+            "|---|---|---|---|---|",
+            f"| all linear maps at {s['batch']} rows ({lb['gflop']} GFLOP, {b['weights_mb']} MB of weights) | {lb['cpu_ms']} "
+            f"| {lb['gflop_per_s']} GFLOP/s | {b['peak_gflop_per_s']} GFLOP/s (same weights at {lm['rows']} rows: "
+            f"{lm['gflop_per_s']}; sgemm {sq['n']}: {sq['gflop_per_s']}) | {b['linears_bound_ms']} |",
+            f"| SDPA over every layer's KV ({at['kv_mb_read']} MB) | {at['cpu_ms']} | {at['gb_per_s']} GB/s "
+            f"| {d['read_bandwidth_gb_per_s']} GB/s (sum over {d['read_bandwidth_mb']} MB) | {b['attention_bound_ms']} |",
+            f"| the rest (step - linears - SDPA) | {b['other_ms']} | | | kept / 0 |",
+            f"| **whole step** (profiler: mm {st['profiled_mm_ms']}, attention {st['profiled_attention_ms']}) | "
+            f"**{st['cpu_ms']}** | | | {b['best_step_ms_other_kept']} / {b['best_step_ms_other_dropped']} |"]
+    out = [f"### The decode step against this CPU's limits (`bench/decode_roofline.py`; {_commit(d)})", "",
+           f"{d['provenance']['model']}, one decode step at batch {s['batch']} over a {s['kv']}-token KV (in-place cache, "
+           f"a quarter of the rows left-padded), torch threads {d['provenance'].get('torch_threads')}, load average at "
+           f"end {d['provenance'].get('load_avg_at_end')}; best of {s['repeats']} runs for the pieces.", "", *rows, "",
+           f"A decode step could be at most **{b['max_step_speedup_other_kept']}×** faster with the rest kept, "
+           f"{b['max_step_speedup_other_dropped']}× with it gone (kernels at the best rate measured here, the KV and "
+           f"weights read once at the measured bandwidth; such kernels would also round differently)."]
+    g = d.get("generation")
+    if g:
+        out += ["", f"On the prefill bench's mix ({g['source']}, `{g['git_commit'][:12]}`: old loop {g['old_loop_cpu_s']} "
+                f"CPU s, grouped loop {g['grouped_loop_cpu_s']}, of which prompt forward {g['prompt_forward_cpu_s']}), "
+                f"generation is now **{g['now_generation_vs_old']}×** the old loop; with every decode step at its bound "
+                f"it could reach {g['best_generation_vs_old_other_kept']}× (rest kept) or "
+                f"{g['best_generation_vs_old_other_dropped']}× (rest gone)."]
+    return out + [""]
+
+
 def render() -> str:
     out: list[str] = []
     for name, fn in (("train_throughput", train), ("generate_throughput", generate), ("kv_cache", kv_cache), ("prefill", prefill),
                      ("eval_stage", eval_stage), ("eval_stage_1thread", eval_stage),
-                     ("eval_stage_interleaved", eval_stage),
+                     ("eval_stage_interleaved", eval_stage), ("decode_roofline", decode_roofline),
                      ("synthesis_throughput", synthesis), ("gpu_check", gpu)):
         d = _load(name)
         out += fn(d) if d else [f"### {name}: no results file yet", ""]
