@@ -226,3 +226,19 @@ def test_xstest_table_and_bars_count_replies_in_no_class(tmp_path):
     t = xstest_table(rows, labels)
     assert t.header[-2:] == ["no answer", "degenerate"] and t.rows[0][-2:] == ["1", "7"]
     assert xstest_bars(rows, labels, "xstest-strmatch")[:4] == b"\x89PNG"
+
+
+def test_mean_row_averages_only_the_attacks_every_arm_has(tmp_path):
+    """An attack run on one model only (the main job's adaptive GCG on R2D) must not move that model's mean:
+    the mean row compares every arm on the same attacks and names the attack it leaves out."""
+    run = make_run(tmp_path / "run")
+    data = json.loads((run / "results.json").read_text())
+    r2d_direct = next(c for c in data["cells"] if c["model"] == "r2d" and c["attack"] == "direct"
+                      and c.get("subset") == "harmful")
+    data["cells"].append({**r2d_direct, "attack": "gcg-adaptive", "asr": 1.0, "asr_ci": [0.5, 1.0], "n": 4})
+    (run / "results.json").write_text(json.dumps(data))
+    runs = [load_run(run)]
+    t = asr_table(asr_grids(runs)[0], arm_labels(all_arms(runs)))
+    assert t.rows[-1] == ["mean over direct, template (aim)", "70.0%", "21.7%"]  # as without the extra cell
+    assert t.rows[-2][0] == "gcg-adaptive" and t.rows[-2][1] == "–"
+    assert "left out: gcg-adaptive" in t.caption

@@ -73,13 +73,18 @@ class AsrGrid:
     arms: list[Arm]
     values: dict[tuple[str, Arm], AsrValue] = field(default_factory=dict)
 
-    def means(self) -> dict[Arm, tuple[float | None, bool]]:
-        """Mean ASR over attacks per arm, and whether every attack had a value."""
-        out = {}
-        for a in self.arms:
-            vals = [v.asr for at in self.attacks if (v := self.values.get((at, a))) and v.asr is not None]
-            out[a] = (statistics.fmean(vals) if vals else None, len(vals) == len(self.attacks))
-        return out
+    def shared_attacks(self) -> list[str]:
+        """The attacks with an ASR for every arm. The mean row averages these only, so that every arm's mean
+        covers the same attacks (an attack run on one model alone, such as an adaptive attack on the R2D
+        model, or a cell whose every judgement failed, would otherwise move that arm's mean only)."""
+        return [at for at in self.attacks
+                if all((v := self.values.get((at, a))) is not None and v.asr is not None for a in self.arms)]
+
+    def means(self) -> dict[Arm, float | None]:
+        """Mean ASR per arm over ``shared_attacks()`` (None when no attack is shared by every arm)."""
+        shared = self.shared_attacks()
+        return {a: statistics.fmean(self.values[(at, a)].asr for at in shared) if shared else None
+                for a in self.arms}
 
 
 def _asr_value(cell: dict) -> AsrValue:
@@ -140,19 +145,19 @@ def asr_table(grid: AsrGrid, labels: dict[Arm, str]) -> Table:
         present = [v.asr for v in vals if v and v.asr is not None]
         best = min(present) if present else None
         bold |= {(r, j + 1) for j, v in enumerate(vals) if best is not None and v and v.asr == best}
-    means = grid.means()
-    mrow = ["mean over attacks"]
-    for a in grid.arms:
-        m, complete = means[a]
-        mrow.append(pct(m) + ("" if complete or m is None else " *"))
-    present = [m for m, _ in means.values() if m is not None]
+    means, shared = grid.means(), grid.shared_attacks()
+    left_out = [at for at in grid.attacks if at not in shared]
+    mrow = ["mean over attacks" if not left_out else f"mean over {', '.join(shared) or 'no shared attack'}"]
+    mrow += [pct(means[a]) for a in grid.arms]
+    present = [m for m in means.values() if m is not None]
     if present:
-        bold |= {(len(rows), j + 1) for j, a in enumerate(grid.arms) if means[a][0] == min(present)}
+        bold |= {(len(rows), j + 1) for j, a in enumerate(grid.arms) if means[a] == min(present)}
     rows.append(mrow)
     caption = (f"ASR (lower is better) on {grid.benchmark}/{grid.subset}, judge `{grid.judge}`, "
                "with 95% CI in brackets; bold = lowest in the row; err = failed generations/judgements "
                "(excluded from n, never counted safe); no answer = empty visible answer, counted not "
-               "jailbroken (≤ gives the ASR if they all were); * = mean over the attacks present only.")
+               "jailbroken (≤ gives the ASR if they all were); the mean row averages the attacks every "
+               "system has an ASR for" + (f" (left out: {', '.join(left_out)})." if left_out else "."))
     return Table(["attack"] + [labels[a] for a in grid.arms], rows, bold, caption)
 
 
