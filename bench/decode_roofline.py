@@ -55,14 +55,11 @@ def _best_cpu(fn, repeats: int) -> float:
 
 
 def linears(model) -> list:
-    """The weight of every linear map a decode step applies (the LM head once, even when tied)."""
+    """The weight of every linear map a decode step applies: the projections and the LM head (one ``Linear``
+    module, tied to the embedding or not; the embedding itself is a lookup, not a product)."""
     import torch
 
-    ws = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    head = model.get_output_embeddings().weight
-    if not any(w is head for w in ws):
-        ws.append(head)
-    return ws
+    return [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
 
 
 def linear_rate(weights: list, m: int, repeats: int) -> dict:
