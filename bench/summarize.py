@@ -253,11 +253,28 @@ def decode_roofline(d: dict) -> list[str]:
     return out + [""]
 
 
+def derive_policy(d: dict) -> list[str]:
+    s, same = d["settings"], d["identical"]
+    r, g, v, b = d["raw_arm"], d["policy_generated"], d["policy_derived"], d["generation_both_arms"]
+    rows = ["| arm | samples generated | derived | CPU s | wall s |", "|---|---|---|---|---|",
+            f"| raw (`r2d`) | {r['generated']} | | {r['cpu_s']} | {r['wall_s']} |",
+            f"| `{s['policy']}`, generated | {g['generated']} | | {g['cpu_s']} | {g['wall_s']} |",
+            f"| `{s['policy']}`, derived from the raw arm | {v['generated']} | {v['derived']} | {v['cpu_s']} | {v['wall_s']} |"]
+    return [f"### A policy arm derived from the raw arm (`bench/derive_policy.py`; {_commit(d)})", "",
+            f"`{d['provenance']['model']}` over the main job's grid (at most {s['limit']} behaviours per benchmark), "
+            f"generation only, torch threads {d['provenance'].get('torch_threads')}, load average at end "
+            f"{d['provenance'].get('load_avg_at_end')}.", "", *rows, "",
+            f"Generation of both arms: {b['generated_cpu_s']} -> **{b['derived_cpu_s']}** CPU s. Policy samples identical "
+            f"({', '.join(same['fields'])}): {same['identical']}/{same['compared']}; the first pivot's probabilities differ "
+            f"by at most {same['first_pivot_max_abs_diff']:.1e} (the raw arm's pruned loop vs `model.generate`).", ""]
+
+
 def render() -> str:
     out: list[str] = []
     for name, fn in (("train_throughput", train), ("generate_throughput", generate), ("kv_cache", kv_cache), ("prefill", prefill),
                      ("eval_stage", eval_stage), ("eval_stage_1thread", eval_stage),
                      ("eval_stage_interleaved", eval_stage), ("decode_roofline", decode_roofline),
+                     ("derive_policy", derive_policy),
                      ("synthesis_throughput", synthesis), ("gpu_check", gpu)):
         d = _load(name)
         out += fn(d) if d else [f"### {name}: no results file yet", ""]

@@ -56,3 +56,8 @@ def test_decode_roofline_reads_the_prefill_shares(tmp_path):
     d = json.loads(p.read_text())
     assert share["old_loop_cpu_s"] == d["loop"]["median"]["old"]["cpu_seconds"]
     assert abs(share["decode_cpu_s"] - (share["grouped_loop_cpu_s"] - share["prompt_forward_cpu_s"])) < 0.02
+
+
+def test_summarize_renders_the_derived_policy_arm():
+    out = load_script("bench/summarize.py").render()
+    assert "### A policy arm derived from the raw arm" in out and "Policy samples identical" in out

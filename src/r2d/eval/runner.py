@@ -78,6 +78,13 @@ class EvalConfig:
     # judges (and the defense's own checker) read no more than N words of the answer, under the raw policy.
     # Answers, word counts and answer pivots of those samples are truncated. See r2d.backends.early_stop.
     stop_after_answer_words: int | None = None
+    # Opt-in: under greedy decoding, a model entry whose policy's completion is a function of the raw one
+    # (``Policy.derive``: refuse-on-unsafe cuts the raw completion at its first [UNSAFE]; hide-reasoning and
+    # drop-unsafe-steps only change what is shown) takes its samples from the raw entry of the same weights,
+    # backend and defense instead of generating them again. Exact up to float rounding (the raw arm's batches
+    # differ from the policy arm's); each derived row names its source (``meta.derived_from``), and the setting
+    # is part of the samples' fingerprint. A sample whose raw twin is missing, failed or stopped early is generated.
+    derive_policy_samples: bool = False
 
     def __post_init__(self) -> None:
         for k in ("max_new_tokens", "batch_size"):
@@ -264,6 +271,17 @@ def sample_row(key: str, model: ModelSpec, defense: Spec, bench: BenchSpec, atta
             "first_pivot": first_pivot(c.meta.get("pivot_probs")) if c.error is None else None}
 
 
+def completion_from_row(row: dict) -> Completion:
+    """A raw-policy sample row back as the completion it recorded (the model's text; the first pivot's
+    probabilities as the only recorded pivot: sample rows keep no more)."""
+    meta = dict(row.get("meta") or {})
+    if row.get("first_pivot"):
+        meta["pivot_probs"] = [row["first_pivot"]]
+    return Completion(text=row.get("completion") or "", prompt_tokens=row.get("prompt_tokens"),
+                      completion_tokens=row.get("completion_tokens"), finish_reason=row.get("finish_reason"),
+                      latency_s=0.0, error=row.get("error"), meta=meta)
+
+
 def visible_text(row: dict) -> str:
     """What the user saw for a sample row; rows written before ``visible`` was recorded are
     re-derived from the completion through the row's policy."""
@@ -337,7 +355,7 @@ class Runner:
         self.key_judges: dict[str, list[str]] = {}  # sample key -> judge labels of the entries that made it
         self._judge_ids: dict[str, str] = {}  # judge label -> fingerprint of its resolved params
         self._search_ids: dict[Any, dict] = {}  # model -> its identity for attack searches
-        self.stats = {"generated": 0, "skipped": 0, "stale": 0, "judged": 0, "judgments_skipped": 0,
+        self.stats = {"generated": 0, "derived": 0, "skipped": 0, "stale": 0, "judged": 0, "judgments_skipped": 0,
                       "searched": 0, "searches_reused": 0}
 
     # --- components --------------------------------------------------------------------------
@@ -429,26 +447,50 @@ class Runner:
                             "benchmark": [b.spec.name, b.spec.params, b.subset], "attack": [a.name, a.params],
                             "generation": gen})
 
+    def raw_twin(self, m: ModelSpec, d: Spec, b: BenchSpec) -> ModelSpec | None:
+        """The entry whose samples ``m``'s cells in (defense ``d``, benchmark entry ``b``) are derived from, or
+        None: derivation on, greedy, a policy other than raw that can be derived (``Policy.derive``), a single-pass
+        defense, and a raw entry of the same weights, backend and options that runs the same cell."""
+        if not self.cfg.derive_policy_samples or self.params.temperature > 0 or (m.policy or "raw") == "raw":
+            return None
+        if not self._derivable(m) or not getattr(self.component("defense", d), "single_pass", False):
+            return None
+        for t in self.models:
+            if t is not m and (t.policy or "raw") == "raw" and not t.policy_params and t.model == m.model \
+                    and t.backend == m.backend and t.backend_kwargs == m.backend_kwargs \
+                    and (t.defenses is None or d.label in t.defenses) and (b.models is None or t.label in b.models):
+                return t
+        return None
+
+    @staticmethod
+    def _derivable(m: ModelSpec) -> bool:
+        from r2d.infer.policies import get_policy
+
+        return get_policy(m.policy, **m.policy_params).derive(Completion(text="")) is not None
+
     def generate(self) -> None:
         store = JsonlStore(self.samples_path)
         store.repair()
         done = store.latest("key")
         cache: dict[str, Any] = {}
         self.keys = []
+        deferred: list[tuple[ModelSpec, Spec, Any, dict, list]] = []  # cells derived from raw twins, done last
         for m in self.models:
             backend = self.backend_for(m, cache)
             cases = self.cases(m, backend)
             for d in self.defenses:
                 if m.defenses is not None and d.label not in m.defenses:
                     continue
-                todo = []
+                todo, derive = [], []
                 run_fps: dict[tuple[str, str], str] = {}
                 early: dict[int, bool] = {}  # id(bench) -> early stopping applies (see early_stop_ok)
+                twins: dict[int, ModelSpec | None] = {}  # id(bench) -> the raw entry samples are derived from
                 seen: set[str] = set()
                 for b, a, case in cases:
                     if id(b) not in early:
                         early[id(b)] = self.cfg.stop_after_answer_words is not None and \
                             self.early_stop_ok(m, self.component("defense", d), b)
+                        twins[id(b)] = self.raw_twin(m, d, b)
                     k = self.key(m, d, b, a, case)
                     own = self.key_judges.setdefault(k, [])
                     own += [s.label for s in self.judges_for(b) if s.label not in own]
@@ -460,9 +502,11 @@ class Runner:
                     if rfp is None:
                         rfp = run_fps[(b.spec.label, a.label)] = self.run_fingerprint(m, d, b, a)
                     want = self.cfg.stop_after_answer_words if early[id(b)] else None
-                    # the early-stop setting changes the sample, so it is part of its fingerprint (and so of its
-                    # judgments'); left out when off, so runs without it keep their fingerprints
-                    fp = self.expected[k] = fingerprint([rfp, case.messages] + ([want] if want is not None else []))
+                    twin = twins[id(b)]
+                    # the early-stop and derivation settings change the sample, so they are part of its fingerprint
+                    # (and so of its judgments'); left out when off, so runs without them keep their fingerprints
+                    fp = self.expected[k] = fingerprint([rfp, case.messages] + ([want] if want is not None else [])
+                                                        + ([{"derived_from_raw": True}] if twin is not None else []))
                     row = done.get(k)
                     if row is not None and row.get("fingerprint") == fp \
                             and not (self.cfg.retry_errors and row.get("error")):
@@ -470,33 +514,72 @@ class Runner:
                         continue
                     if row is not None and row.get("fingerprint") != fp:
                         self.stats["stale"] += 1  # made under other settings/weights: regenerated
-                    todo.append((k, b, a, case))
-                if not todo:
-                    continue
-                defense = self.component("defense", d)
-                wrapped = PolicyBackend(backend, m.policy, m.policy_params)
-                todo.sort(key=lambda t: -sum(len(x["content"]) for x in t[3].messages))
-                groups = [(n, [t for t in todo if early[id(t[1])] == on]) for on, n in
-                          ((True, self.cfg.stop_after_answer_words), (False, None))]  # each still length-sorted
-                bs = max(1, self.cfg.batch_size)
-                with _progress(len(todo), f"{m.label}/{d.label}", self.cfg.progress) as bar:
-                    for chunk, params in ((g[s:s + bs], dataclasses.replace(self.params, stop_after_answer_words=n))
-                                          for n, g in groups for s in range(0, len(g), bs)):
-                        try:
-                            comps = defense.generate(wrapped, [t[3].messages for t in chunk], params)
-                            if len(comps) != len(chunk):
-                                raise RuntimeError(f"defense returned {len(comps)} completions for {len(chunk)}")
-                        except (KeyboardInterrupt, MemoryError):
-                            raise
-                        except Exception as e:  # noqa: BLE001 - recorded as generation errors, retried later
-                            msg = f"{type(e).__name__}: {e}"
-                            comps = [Completion(finish_reason="error", error=msg) for _ in chunk]
-                        rows = [{**sample_row(k, m, d, b, a, case, c), "fingerprint": self.expected[k],
-                                 "stop_after_answer_words": params.stop_after_answer_words}
-                                for (k, b, a, case), c in zip(chunk, comps)]
-                        store.append(rows)
-                        self.stats["generated"] += len(rows)
-                        bar.update(len(rows))
+                    if twin is not None:
+                        derive.append((k, b, a, case, self.key(twin, d, b, a, case)))
+                    else:
+                        todo.append((k, b, a, case))
+                if derive:
+                    deferred.append((m, d, backend, early, derive))
+                self._generate_cells(store, m, d, backend, early, todo)
+        for m, d, backend, early, derive in deferred:  # after every raw arm has its samples
+            self._derive_cells(store, m, d, backend, early, derive)
+
+    def _derive_cells(self, store: JsonlStore, m: ModelSpec, d: Spec, backend: Any, early: dict,
+                      items: list[tuple]) -> None:
+        """``m``'s samples from its raw twin's rows (same prompt, made under the twin's current fingerprint,
+        no error, no early stop); the rest are generated."""
+        from r2d.infer.policies import get_policy
+
+        policy = get_policy(m.policy, **m.policy_params)
+        done = store.latest("key")
+        rows, rest = [], []
+        for k, b, a, case, twin_key in items:
+            src = done.get(twin_key)
+            c = None
+            if src is not None and src.get("fingerprint") == self.expected.get(twin_key) and not src.get("error") \
+                    and src.get("stop_after_answer_words") is None and src.get("messages") == case.messages:
+                c = policy.derive(completion_from_row(src))
+            if c is None:
+                rest.append((k, b, a, case))
+                continue
+            c.meta["derived_from"] = twin_key
+            rows.append({**sample_row(k, m, d, b, a, case, policy.apply(c)), "fingerprint": self.expected[k],
+                         "stop_after_answer_words": None})
+        if rows:
+            store.append(rows)
+            self.stats["derived"] += len(rows)
+        self._generate_cells(store, m, d, backend, early, rest)
+
+    def _generate_cells(self, store: JsonlStore, m: ModelSpec, d: Spec, backend: Any, early: dict,
+                        todo: list[tuple]) -> None:
+        """Generate ``todo`` ((key, bench, attack, case), ...) for model ``m`` under defense ``d``, in
+        length-sorted batches, appending each batch's rows as it ends."""
+        if not todo:
+            return
+        defense = self.component("defense", d)
+        wrapped = PolicyBackend(backend, m.policy, m.policy_params)
+        todo = sorted(todo, key=lambda t: -sum(len(x["content"]) for x in t[3].messages))
+        groups = [(n, [t for t in todo if early[id(t[1])] == on]) for on, n in
+                  ((True, self.cfg.stop_after_answer_words), (False, None))]  # each still length-sorted
+        bs = max(1, self.cfg.batch_size)
+        with _progress(len(todo), f"{m.label}/{d.label}", self.cfg.progress) as bar:
+            for chunk, params in ((g[s:s + bs], dataclasses.replace(self.params, stop_after_answer_words=n))
+                                  for n, g in groups for s in range(0, len(g), bs)):
+                try:
+                    comps = defense.generate(wrapped, [t[3].messages for t in chunk], params)
+                    if len(comps) != len(chunk):
+                        raise RuntimeError(f"defense returned {len(comps)} completions for {len(chunk)}")
+                except (KeyboardInterrupt, MemoryError):
+                    raise
+                except Exception as e:  # noqa: BLE001 - recorded as generation errors, retried later
+                    msg = f"{type(e).__name__}: {e}"
+                    comps = [Completion(finish_reason="error", error=msg) for _ in chunk]
+                rows = [{**sample_row(k, m, d, b, a, case, c), "fingerprint": self.expected[k],
+                         "stop_after_answer_words": params.stop_after_answer_words}
+                        for (k, b, a, case), c in zip(chunk, comps)]
+                store.append(rows)
+                self.stats["generated"] += len(rows)
+                bar.update(len(rows))
 
     def early_stop_ok(self, m: ModelSpec, defense: Any, b: BenchSpec) -> bool:
         """Whether ``stop_after_answer_words`` applies to a cell: set, the raw policy, and every judge of the

@@ -109,7 +109,10 @@ class Judge(Protocol):
 
 @runtime_checkable
 class Defense(Protocol):
-    """Wraps generation: may rewrite the chats, call the backend several times, or block."""
+    """Wraps generation: may rewrite the chats, call the backend several times, or block. A defense that
+    makes exactly one backend call on chats it rewrites independently of the model's replies may say so with
+    a class attribute ``single_pass = True``: the evaluation may then derive a policy arm's samples from the raw
+    arm's (``EvalConfig.derive_policy_samples``)."""
 
     name: str
 

@@ -13,7 +13,8 @@ generated also override ``prepare(chats)`` (a pre-generation hook) or ``run(back
   keep segments ending in [SAFE]/[RETHINK], drop those ending in [UNSAFE] and any text after the
   last pivot, remove all pivots; text without pivots passes unchanged.
 - ``refuse-on-unsafe``: at the first [UNSAFE] return a fixed refusal (with hf, [UNSAFE] is a stop
-  string, so generation ends there).
+  string, so generation ends there). Under greedy decoding its completion is the raw one cut at that
+  [UNSAFE] (``Policy.derive``; the evaluation can reuse a raw arm's samples this way).
 - ``pivot-threshold``: decode-time; force [UNSAFE] at a pivot position when the model's
   P([UNSAFE]) (renormalised over the three pivots) >= tau, then refuse like ``refuse-on-unsafe``.
 - ``r2d-p`` (the paper's R2D-p, no training): the R2D instructions (steps ending in pivots, refuse on
@@ -73,6 +74,21 @@ class Policy:
     def run(self, backend: Any, chats: list[Chat], params: GenParams) -> list[Completion]:
         """The generation (default: one call of the backend on the prepared chats)."""
         return backend.generate(self.prepare(chats), params)
+
+    def derive(self, raw: Completion) -> Completion | None:
+        """The completion this policy's own greedy generation gives for a chat, computed from the ``raw``
+        policy's completion of the same chat, or None when it cannot be: a failed generation, decode-time
+        processors, or a policy that changes the prompt or the generation. The model's text up to the first
+        of the policy's stop strings (a stop string ends the generation and is cut from the text, as the
+        backends do); the token count of a cut text is unknown (None). Not ``apply``'d."""
+        if raw.error is not None or self.logits_processors() or type(self).prepare is not Policy.prepare \
+                or type(self).run is not Policy.run:
+            return None
+        hit = min(((raw.text.find(s), s) for s in self.stop_strings() if s in raw.text), default=None)
+        if hit is None:
+            return dataclasses.replace(raw, meta=dict(raw.meta))
+        return dataclasses.replace(raw, text=raw.text[:hit[0]], finish_reason="stop", completion_tokens=None,
+                                   meta={**raw.meta, "stop": hit[1]})
 
 
 @register("policy", "raw")

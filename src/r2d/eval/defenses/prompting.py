@@ -29,6 +29,7 @@ ICD_DEMO = [
 @registry.register("defense", "none")
 class NoDefense:
     name = "none"
+    single_pass = True  # one backend call on the (transformed) chats: see r2d.eval.runner, derived samples
 
     def __init__(self, **_: object) -> None:
         pass
@@ -43,6 +44,7 @@ class NoDefense:
 @registry.register("defense", "self-reminder")
 class SelfReminder:
     name = "self-reminder"
+    single_pass = True  # one backend call on the (transformed) chats: see r2d.eval.runner, derived samples
 
     def __init__(self, system: str = SELF_REMINDER_SYSTEM, suffix: str = SELF_REMINDER_SUFFIX) -> None:
         self.system, self.suffix = system, suffix
@@ -64,6 +66,7 @@ class SelfReminder:
 @registry.register("defense", "icd")
 class InContextDefense:
     name = "icd"
+    single_pass = True  # one backend call on the (transformed) chats: see r2d.eval.runner, derived samples
 
     def __init__(self, demos: list[dict] | None = None) -> None:
         self.demos = list(demos or ICD_DEMO)

@@ -108,6 +108,7 @@ class RPO:
     (its model should be the defended model; a mismatch is warned about, as RPO suffixes do transfer)."""
 
     name = "rpo"
+    single_pass = True  # one backend call on the suffixed chats
 
     def __init__(self, suffix_file: str | None = None, suffix: str | None = None) -> None:
         if (suffix_file is None) == (suffix is None):
