@@ -26,7 +26,9 @@ def _load(name: str) -> dict | None:
 
 def _commit(d: dict) -> str:
     prov = d.get("provenance", d)
-    return f"`{str(prov.get('git_commit', '?'))[:12]}`, {str(prov.get('time', '?'))[:16]}"
+    commit = str(prov.get("git_commit", "?"))
+    dirty = " with uncommitted changes" if commit.endswith("-dirty") else ""  # measured on a work tree, not a commit
+    return f"`{commit[:12]}`{dirty}, {str(prov.get('time', '?'))[:16]}"
 
 
 TRAIN_ARMS = {"trl": "TRL `SFTTrainer` (activation checkpointing on, its default; fp32; no CPO, no new-token rows)",

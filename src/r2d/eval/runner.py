@@ -13,7 +13,9 @@ Stages, all writing as they go so a killed run resumes where it stopped:
     loaded once, lazily, and all its cells are generated in length-sorted batches. Optimising attacks
     (GCG, AutoDAN) keep their searches in ``searches.jsonl``, keyed by the searched model's identity, the
     behaviour and every search setting (``r2d.eval.attacks.searches``): a resume reuses them and loads no
-    model whose samples and searches all exist; a changed model or setting searches again.
+    model whose samples and searches all exist; a changed model or setting searches again. With
+    ``derive_policy_samples`` a policy arm whose completion is a function of the raw one takes its rows from
+    the raw arm of the same weights (after every raw arm is done; ``meta.derived_from`` names the source row).
 (b) judging -> ``judgments.jsonl`` keyed by (sample key, judge label), each with a fingerprint of the
     judge's resolved params (weights' sha256, thresholds) and of the sample's; a judge can be added or
     swapped without regenerating, and a changed judge or sample is judged again. Judge errors are retried.
