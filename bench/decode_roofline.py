@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -151,7 +149,6 @@ def main() -> int:
     import torch
 
     from r2d.backends.hf import HFBackend
-    from r2d.provenance import base_provenance
 
     t_all = time.perf_counter()
     backend = HFBackend(a.model, progress=False, decode="pruned")
@@ -187,10 +184,7 @@ def main() -> int:
             gen = share["prompt_forward_cpu_s"] + share["decode_cpu_s"] * best / step_ms
             share[f"best_generation_vs_old_{tag}"] = round(share["old_loop_cpu_s"] / gen, 2)
         share["now_generation_vs_old"] = round(share["old_loop_cpu_s"] / share["grouped_loop_cpu_s"], 2)
-    result = {"provenance": {**base_provenance(), "model": a.model, "torch_threads": torch.get_num_threads(),
-                             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-                             "cpu": platform.processor() or platform.machine(), "device": "cpu", "dtype": "float32",
-                             "load_avg_at_end": [round(x, 1) for x in os.getloadavg()]},
+    result = {"provenance": gt.cpu_provenance(a.model),
               "settings": vars(a),
               "step": {"cpu_ms": step_ms, "profiled_mm_ms": mm_ms, "profiled_attention_ms": attn_prof_ms,
                        "runs_ms": buf["step_cpu_ms_runs"]},

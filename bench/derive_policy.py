@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -73,10 +72,6 @@ def main() -> int:
     ap.add_argument("--output", default=str(Path(__file__).parent / "results" / "derive_policy.json"))
     a = ap.parse_args()
 
-    import torch
-
-    from r2d.provenance import base_provenance
-
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         gen, der = Path(tmp) / "generated", Path(tmp) / "derived"
@@ -96,9 +91,7 @@ def main() -> int:
                      for p, v in g[k]["first_pivot"].items() if p.startswith("[")), default=0.0)
     n_derived = sum("derived_from" in r["meta"] for r in d.values())
     saved = {k: round(generated[k] - derived[k], 1) for k in ("wall_s", "cpu_s")}
-    result = {"provenance": {**base_provenance(), "model": a.model, "torch_threads": torch.get_num_threads(),
-                             "cpu": platform.processor() or platform.machine(), "device": "cpu", "dtype": "float32",
-                             "load_avg_at_end": [round(x, 1) for x in os.getloadavg()]},
+    result = {"provenance": gt.cpu_provenance(a.model),
               "settings": vars(a), "raw_arm": raw_arm, "policy_generated": generated, "policy_derived": derived,
               "saved": saved,
               "generation_both_arms": {"generated_cpu_s": round(raw_arm["cpu_s"] + generated["cpu_s"], 1),

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -90,10 +89,6 @@ def main() -> int:
     ap.add_argument("--output", default=str(Path(__file__).parent / "results" / "eval_stage.json"))
     a = ap.parse_args()
 
-    import torch
-
-    from r2d.provenance import base_provenance
-
     t_all = time.perf_counter()
     g = grid(a.limit)
     runs: dict[str, list[dict]] = {name: [] for name in ARMS}
@@ -115,9 +110,7 @@ def main() -> int:
         n = t_new[stage][key] if stage != "all" else t_new["generate"][key] + t_new["judge"][key]
         return round(o / n, 3) if n else float("nan")
 
-    result = {"provenance": {**base_provenance(), "model": a.model, "torch_threads": torch.get_num_threads(),
-                             "cpu": platform.processor() or platform.machine(), "device": "cpu", "dtype": "float32",
-                             "load_avg_at_end": [round(x, 1) for x in os.getloadavg()]},
+    result = {"provenance": gt.cpu_provenance(a.model),
               "settings": vars(a) | {"arms": ARMS, "max_new_tokens": g["max_new_tokens"], "batch_size": g["batch_size"],
                                      "benchmarks": [f"{b['name']}/{b.get('subset')}" for b in g["benchmarks"]]},
               "arms": {n: {"times": v["times"], "rounds": v["rounds"], "samples": len(v["samples"]),

@@ -17,7 +17,7 @@ Wall time and process CPU time are both recorded: on a shared machine the CPU-ti
 steadier comparison (the load average is recorded too). Prints a table and writes
 ``bench/results/generate_throughput.json`` with the git commit.
 
-    R2D_DATA_DIR=/path/to/data python bench/generate_throughput.py [--model smollm2-135m] [--quick]
+    R2D_DATA_DIR=/path/to/data python bench/generate_throughput.py [--model R2D_MODEL_DIR | --skip-policies] [--quick]
 """
 
 from __future__ import annotations
@@ -238,15 +238,21 @@ def main() -> int:
     if a.quick:
         a.mix_limit, a.new_tokens, a.loop_prompts, a.policy_prompts, a.policy_tokens, a.repeats = 1, 8, 2, 4, 4, 1
 
-    import torch
-
-    from r2d.provenance import base_provenance
-
     t_all = time.perf_counter()
 
     def stage(msg: str) -> None:
         print(f"[{time.perf_counter() - t_all:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
+    if not a.skip_policies:  # the policy section needs the R2D tokens: say so now, not after the long part
+        from r2d.models import load_tokenizer
+        from r2d.pivots import pivot_ids
+
+        try:
+            pivot_ids(load_tokenizer(a.model))
+        except ValueError:
+            print(f"bench/generate_throughput.py: --model {a.model} has no R2D tokens, which the policy section needs: "
+                  f"pass an R2D model directory or --skip-policies", file=sys.stderr)
+            return 2
     stage("openai mock server: concurrency 1 vs 32")
     openai_res = bench_openai(64 if not a.quick else 8, 0.2)
     stage("hf on the main job's prompt mix: new (pruned) vs old (generate) vs a per-prompt loop")
@@ -255,9 +261,7 @@ def main() -> int:
     stage(f"policy overhead: {hf}")
     pol = {} if a.skip_policies else bench_policies(backend, a.policy_prompts, a.policy_tokens, a.batch_size, a.repeats)
     stage("done")
-    result = {"provenance": {**base_provenance(), "model": a.model, "torch_threads": torch.get_num_threads(),
-                             "cpu": platform.processor() or platform.machine(), "device": "cpu", "dtype": "float32",
-                             "load_avg_at_end": [round(x, 1) for x in os.getloadavg()]},
+    result = {"provenance": cpu_provenance(a.model),
               "settings": vars(a), "hf": hf, "policies": pol, "openai_mock": openai_res,
               "targets": {"new_vs_old_ge_2x_wall": hf["speedup_wall"] >= 2, "greedy_outputs_identical": hf["exact_match"]["identical"],
                           "concurrency32_ge_0.8x32": openai_res["speedup"] >= 0.8 * 32,
@@ -287,6 +291,19 @@ def main() -> int:
              for p, v in pol.items()]
     print_table(rows, result, a.output)
     return 0
+
+
+def cpu_provenance(model: str, **extra) -> dict:
+    """What every CPU bench records: r2d's provenance (commit, time), the model, thread settings, the CPU, float32,
+    anything bench-specific, and the load average when it ends (call it at the end)."""
+    import torch
+
+    from r2d.provenance import base_provenance
+
+    return {**base_provenance(), "model": model, "torch_threads": torch.get_num_threads(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), **extra,
+            "cpu": platform.processor() or platform.machine(), "device": "cpu", "dtype": "float32",
+            "load_avg_at_end": [round(x, 1) for x in os.getloadavg()]}
 
 
 def print_table(rows: list[tuple[str, str]], result: dict, output) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -199,10 +198,7 @@ def main() -> int:
     if a.quick:
         a.mix_limit, a.new_tokens, a.profile_batch, a.profile_kv, a.timed_steps = 1, 8, 4, 64, 2
 
-    import torch
-
     from r2d.backends.hf import HFBackend
-    from r2d.provenance import base_provenance
 
     t_all = time.perf_counter()
 
@@ -215,11 +211,8 @@ def main() -> int:
     stage("pruned loop on the main job's mix: dynamic vs buffer")
     mix = bench_mix(backend, a.mix_limit, a.new_tokens, a.batch_size, a.repeats)
     stage("done")
-    result = {"provenance": {**base_provenance(), "model": a.model, "torch_threads": torch.get_num_threads(),
-                             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-                             "attn_implementation": getattr(backend.model.config, "_attn_implementation", None),
-                             "cpu": platform.processor() or platform.machine(), "device": "cpu", "dtype": "float32",
-                             "load_avg_at_end": [round(x, 1) for x in os.getloadavg()]},
+    result = {"provenance": gt.cpu_provenance(
+                  a.model, attn_implementation=getattr(backend.model.config, "_attn_implementation", None)),
               "settings": vars(a), "mix": mix, "profile": prof, "total_seconds": round(time.perf_counter() - t_all, 1)}
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)
     Path(a.output).write_text(json.dumps(result, indent=2))

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -145,11 +143,8 @@ def main() -> int:
     if a.quick:
         a.mix_limit, a.new_tokens, a.repeats, a.prefill_repeats = 1, 8, 1, 1
 
-    import torch
-
     from r2d.backends.base import GenParams
     from r2d.backends.hf import HFBackend
-    from r2d.provenance import base_provenance
 
     t_all = time.perf_counter()
 
@@ -182,11 +177,8 @@ def main() -> int:
     early["per_token"] = ratios(early["median"], "grouped")
     stage("done")
     pm = pre["median"]
-    result = {"provenance": {**base_provenance(), "model": a.model, "torch_threads": torch.get_num_threads(),
-                             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-                             "attn_implementation": getattr(backend.model.config, "_attn_implementation", None),
-                             "cpu": platform.processor() or platform.machine(), "device": "cpu", "dtype": "float32",
-                             "load_avg_at_end": [round(x, 1) for x in os.getloadavg()]},
+    result = {"provenance": gt.cpu_provenance(
+                  a.model, attn_implementation=getattr(backend.model.config, "_attn_implementation", None)),
               "settings": vars(a), "tokens": counts, "prefill": pre,
               "prefill_padded_over_grouped_cpu": round(pm["padded"]["cpu_seconds"] / pm["grouped"]["cpu_seconds"], 3),
               "loop": loop, "long_rows_end_early": early, "total_seconds": round(time.perf_counter() - t_all, 1)}
