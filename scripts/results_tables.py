@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from r2d.report.tables import AsrGrid, asr_value
+
 
 def arm(c: dict) -> str:
     name = c["model"]
@@ -50,17 +52,13 @@ def find(cells: list[dict], a: str, bench: str, subset: str, attack: str, judge:
     return None
 
 
-def worst(c: dict) -> float:
-    return (c["jailbroken"] + c.get("n_no_answer", 0) + c.get("n_degenerate", 0)) / c["n"]
-
-
 def asr_cell(c: dict | None) -> str:
     if c is None or c.get("asr") is None:
         return "–"
-    lo, hi = c["asr_ci"]
-    err = f", {c['errors']} err" if c.get("errors") else ""
-    return (f"{pct(c['asr'])} [{100 * lo:.0f}, {100 * hi:.0f}] ({c.get('n_no_answer', 0)} n/a, "
-            f"{c.get('n_degenerate', 0)} deg{err}; worst {pct(worst(c))})")
+    v = asr_value(c)  # the report's reading of a cell: interval, worst case (counting rule: r2d.eval.metrics)
+    err = f", {v.errors} err" if v.errors else ""
+    return (f"{pct(v.asr)} [{100 * v.ci[0]:.0f}, {100 * v.ci[1]:.0f}] ({v.no_answer} n/a, "
+            f"{v.degenerate} deg{err}; worst {pct(v.asr_worst)})")
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -80,21 +78,17 @@ def asr_tables(cells: list[dict], arms: list[str]) -> str:
     out = []
     for judge, title in (("default", "the default judge"), ("refusal", "the paper's Dic-Judge (`refusal`)")):
         rows = []
+        grid = AsrGrid("jbb", "harmful", judge, attacks=list(attacks), arms=list(arms))
         for att in attacks:
             cs = [find(cells, a, "jbb", "harmful", att, judge) for a in arms]
             n = next((c["n"] for c in cs if c), "")
             rows.append([att, str(n)] + [asr_cell(c) for c in cs])
-        mean_row = ["**mean of the attacks**", ""]
-        for a in arms:
-            cs = [find(cells, a, "jbb", "harmful", att, judge) for att in attacks]
-            cs = [c for c in cs if c and c.get("asr") is not None]
-            if len(cs) != len(attacks):
-                mean_row.append("–")
-                continue
-            m = sum(c["asr"] for c in cs) / len(cs)
-            w = sum(worst(c) for c in cs) / len(cs)
-            mean_row.append(f"**{pct(m)}** (worst {pct(w)})")
-        rows.append(mean_row)
+            grid.values.update({(att, a): asr_value(c) for a, c in zip(arms, cs) if c is not None})
+        # the report's mean (one definition): over the attacks every shown arm has
+        shared, means, worst = grid.shared_attacks(), grid.means(), grid.means(worst=True)
+        label = "**mean of the attacks**" + ("" if shared == attacks else f" ({', '.join(shared) or 'none shared'})")
+        rows.append([label, ""] + ["–" if means[a] is None else f"**{pct(means[a])}** (worst {pct(worst[a])})"
+                                   for a in arms])
         out.append(f"ASR on JBB harmful, judge: {title}. Cell: ASR [95% Wilson] (replies with no answer, "
                    "degenerate answers; worst case counting both as jailbroken):\n\n"
                    + table(["attack", "n"] + arms, rows))
@@ -126,7 +120,7 @@ def refusal_table(cells: list[dict], arms: list[str]) -> str:
     row("XSTest unsafe: no answer / degenerate", "xstest", "unsafe", "xstest-strmatch", apart)
     row("XSTest unsafe: ASR, default judge", "xstest", "unsafe", "default",
         lambda c: f"{pct(c['asr'])} ({c.get('n_no_answer', 0)} n/a, {c.get('n_degenerate', 0)} deg; "
-                  f"worst {pct(worst(c))})")
+                  f"worst {pct(asr_value(c).asr_worst)})")
     return ("Over-refusal and XSTest (share of prompts; `answered` leaves out replies cut off before an answer; XSTest "
             "classes by `xstest-strmatch`, whose replies with no answer or no content are in none of them):\n\n"
             + table(["", "n"] + arms, rows))

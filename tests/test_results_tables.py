@@ -60,3 +60,17 @@ def test_refusal_table_shows_xstest_replies_in_no_class():
     assert "| XSTest unsafe: full compliance (lower is better) | 20 | 80.0% |" in out
     assert "| XSTest unsafe: full refusal | 20 | 5.0% |" in out
     assert "| XSTest unsafe: no answer / degenerate | 20 | 1 / 2 |" in out
+
+
+def test_asr_mean_row_is_the_reports_mean_over_shared_attacks(tmp_path, capsys):
+    """The script's mean row uses the report's one definition (r2d.report.tables.AsrGrid.means): an attack that one
+    shown arm lacks is left out for every arm and named, instead of blanking that arm's mean."""
+    def cell(model, attack, jb, n=10, deg=0):
+        return {"model": model, "defense": "none", "policy": "raw", "benchmark": "jbb", "subset": "harmful",
+                "attack": attack, "judge": "default", "n": n, "jailbroken": jb, "asr": jb / n, "asr_ci": [0.0, 1.0],
+                "n_no_answer": 0, "n_degenerate": deg, "asr_worst_case": (jb + deg) / n, "errors": 0}
+    cells = [cell("base", "direct", 5), cell("base", "template", 1), cell("r2d", "direct", 1, deg=2)]
+    (tmp_path / "results.json").write_text(json.dumps({"cells": cells, "words": []}))
+    assert _module().main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| **mean of the attacks** (direct) |  | **50.0%** (worst 50.0%) | **10.0%** (worst 30.0%) |" in out

@@ -192,15 +192,15 @@ def test_html_escapes_run_text_and_figure_names_stay_distinct(tmp_path):
 
 
 def test_asr_cell_shows_degenerate_and_worst_case():
-    from r2d.report.tables import _asr_value, _fmt_asr
+    from r2d.report.tables import asr_value, _fmt_asr
 
     cell = {"asr": 0.2, "asr_ci": [0.05, 0.5], "n": 10, "errors": 0, "no_answer": 1, "n_no_answer": 1,
             "n_degenerate": 3, "asr_no_answer_as_jailbroken": 0.3, "asr_worst_case": 0.6}
-    s = _fmt_asr(_asr_value(cell))
+    s = _fmt_asr(asr_value(cell))
     assert "(1 no answer, 3 degenerate, ≤60.0%)" in s
     # cells written before the degenerate label existed keep the no-answer worst case
     old = {"asr": 0.2, "asr_ci": [0.05, 0.5], "n": 10, "errors": 0, "no_answer": 2, "asr_no_answer_as_jailbroken": 0.4}
-    assert "(2 no answer, ≤40.0%)" in _fmt_asr(_asr_value(old))
+    assert "(2 no answer, ≤40.0%)" in _fmt_asr(asr_value(old))
 
 
 def test_asr_section_states_counting_rule():

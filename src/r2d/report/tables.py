@@ -80,14 +80,17 @@ class AsrGrid:
         return [at for at in self.attacks
                 if all((v := self.values.get((at, a))) is not None and v.asr is not None for a in self.arms)]
 
-    def means(self) -> dict[Arm, float | None]:
-        """Mean ASR per arm over ``shared_attacks()`` (None when no attack is shared by every arm)."""
-        shared = self.shared_attacks()
-        return {a: statistics.fmean(self.values[(at, a)].asr for at in shared) if shared else None
-                for a in self.arms}
+    def means(self, worst: bool = False) -> dict[Arm, float | None]:
+        """Mean ASR per arm over ``shared_attacks()`` (None when no attack is shared by every arm); ``worst``:
+        the mean of the worst-case ASR over the same attacks (None for an arm where one of them has none)."""
+        shared, out = self.shared_attacks(), {}
+        for a in self.arms:
+            vals = [self.values[(at, a)].asr_worst if worst else self.values[(at, a)].asr for at in shared]
+            out[a] = statistics.fmean(vals) if shared and None not in vals else None
+        return out
 
 
-def _asr_value(cell: dict) -> AsrValue:
+def asr_value(cell: dict) -> AsrValue:
     asr = cell.get("asr")
     n, errors = int(cell.get("n") or 0), int(cell.get("errors") or 0)
     ci = cell.get("asr_ci")
@@ -114,7 +117,7 @@ def asr_grids(runs: list[Run]) -> list[AsrGrid]:
                 g.attacks.append(att)
             if arm not in g.arms:
                 g.arms.append(arm)
-            g.values[(att, arm)] = _asr_value(cell)
+            g.values[(att, arm)] = asr_value(cell)
     # XSTest-style cells carry asr: null; a grid with no rate at all is not an ASR table
     return [g for g in grids.values() if any(v.asr is not None for v in g.values.values())]
 
