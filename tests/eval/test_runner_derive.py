@@ -144,5 +144,6 @@ def test_policy_derive():
         assert get_policy(name).derive(c).text == c.text
     assert get_policy("refuse-on-unsafe").derive(Completion(text="x [SAFE]")).text == "x [SAFE]"
     for name in ("pivot-threshold", "r2d-p", "r2d-n"):
-        assert get_policy(name).derive(c) is None
+        assert get_policy(name).derive(c) is None and not get_policy(name).derivable()
+    assert all(get_policy(n).derivable() for n in ("raw", "hide-reasoning", "drop-unsafe-steps", "refuse-on-unsafe"))
     assert get_policy("refuse-on-unsafe").derive(Completion(error="boom", finish_reason="error")) is None

@@ -455,7 +455,10 @@ class Runner:
         defense, and a raw entry of the same weights, backend and options that runs the same cell."""
         if not self.cfg.derive_policy_samples or self.params.temperature > 0 or (m.policy or "raw") == "raw":
             return None
-        if not self._derivable(m) or not getattr(self.component("defense", d), "single_pass", False):
+        from r2d.infer.policies import get_policy
+
+        if not get_policy(m.policy, **m.policy_params).derivable() \
+                or not getattr(self.component("defense", d), "single_pass", False):
             return None
         for t in self.models:
             if t is not m and (t.policy or "raw") == "raw" and not t.policy_params and t.model == m.model \
@@ -464,11 +467,6 @@ class Runner:
                 return t
         return None
 
-    @staticmethod
-    def _derivable(m: ModelSpec) -> bool:
-        from r2d.infer.policies import get_policy
-
-        return get_policy(m.policy, **m.policy_params).derive(Completion(text="")) is not None
 
     def generate(self) -> None:
         store = JsonlStore(self.samples_path)

@@ -75,14 +75,18 @@ class Policy:
         """The generation (default: one call of the backend on the prepared chats)."""
         return backend.generate(self.prepare(chats), params)
 
+    def derivable(self) -> bool:
+        """Whether ``derive`` can compute this policy's completion from the raw one: no decode-time processors,
+        and neither the prompt (``prepare``) nor the generation (``run``) changed."""
+        return not self.logits_processors() and type(self).prepare is Policy.prepare and type(self).run is Policy.run
+
     def derive(self, raw: Completion) -> Completion | None:
         """The completion this policy's own greedy generation gives for a chat, computed from the ``raw``
         policy's completion of the same chat, or None when it cannot be: a failed generation, decode-time
         processors, or a policy that changes the prompt or the generation. The model's text up to the first
         of the policy's stop strings (a stop string ends the generation and is cut from the text, as the
         backends do); the token count of a cut text is unknown (None). Not ``apply``'d."""
-        if raw.error is not None or self.logits_processors() or type(self).prepare is not Policy.prepare \
-                or type(self).run is not Policy.run:
+        if raw.error is not None or not self.derivable():
             return None
         hit = min(((raw.text.find(s), s) for s in self.stop_strings() if s in raw.text), default=None)
         if hit is None:
