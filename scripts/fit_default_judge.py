@@ -51,9 +51,12 @@ from r2d.eval.judges import rules
 INNER_FOLDS, INNER_SEED = 4, 100
 
 
-def fit_logreg(X: np.ndarray, y: np.ndarray, lams: list[float], iters: int = 50) -> list[tuple[np.ndarray, float]]:
-    """L2 logistic regression for each lambda (same order), exactly, in the row space of ``X`` (thin SVD)."""
+def fit_logreg(X: np.ndarray, y: np.ndarray, lams: list[float], iters: int = 50,
+               w: np.ndarray | None = None) -> list[tuple[np.ndarray, float]]:
+    """L2 logistic regression for each lambda (same order), exactly, in the row space of ``X`` (thin SVD);
+    ``w``: per-row weights on the log-likelihood (default: all 1)."""
     n = X.shape[0]
+    w = np.ones(n) if w is None else w
     U, S, Vt = np.linalg.svd(X, full_matrices=False)
     Zb = np.hstack([U * S, np.ones((n, 1))])
     r = Zb.shape[1] - 1
@@ -63,7 +66,8 @@ def fit_logreg(X: np.ndarray, y: np.ndarray, lams: list[float], iters: int = 50)
         reg = lam * np.r_[np.ones(r), 0.0]
         for _ in range(iters):
             p = 1.0 / (1.0 + np.exp(-np.clip(Zb @ beta, -30, 30)))
-            step = np.linalg.solve((Zb * (p * (1 - p))[:, None]).T @ Zb + np.diag(reg), Zb.T @ (p - y) + reg * beta)
+            step = np.linalg.solve((Zb * (w * p * (1 - p))[:, None]).T @ Zb + np.diag(reg),
+                                   Zb.T @ (w * (p - y)) + reg * beta)
             beta = beta - step
             if np.abs(step).max() < 1e-7:
                 break
