@@ -467,7 +467,6 @@ class Runner:
                 return t
         return None
 
-
     def generate(self) -> None:
         store = JsonlStore(self.samples_path)
         store.repair()
@@ -521,17 +520,18 @@ class Runner:
                 if derive:
                     deferred.append((m, d, backend, early, derive))
                 self._generate_cells(store, m, d, backend, early, todo)
-        for m, d, backend, early, derive in deferred:  # after every raw arm has its samples
-            self._derive_cells(store, m, d, backend, early, derive)
+        if deferred:  # after every raw arm has its samples: read them once
+            done = store.latest("key")
+            for m, d, backend, early, derive in deferred:
+                self._derive_cells(store, done, m, d, backend, early, derive)
 
-    def _derive_cells(self, store: JsonlStore, m: ModelSpec, d: Spec, backend: Any, early: dict,
-                      items: list[tuple]) -> None:
-        """``m``'s samples from its raw twin's rows (same prompt, made under the twin's current fingerprint,
-        no error, no early stop); the rest are generated."""
+    def _derive_cells(self, store: JsonlStore, done: dict[str, dict], m: ModelSpec, d: Spec, backend: Any,
+                      early: dict, items: list[tuple]) -> None:
+        """``m``'s samples from its raw twin's rows in ``done`` (the store's latest row per key: same prompt, made
+        under the twin's current fingerprint, no error, no early stop); the rest are generated."""
         from r2d.infer.policies import get_policy
 
         policy = get_policy(m.policy, **m.policy_params)
-        done = store.latest("key")
         rows, rest = [], []
         for k, b, a, case, twin_key in items:
             src = done.get(twin_key)
