@@ -182,6 +182,26 @@ def test_benign_seeds_get_composed_reasoning_and_the_source_answer():
     assert h1.steps[0].pivot == UNSAFE
 
 
+def test_shared_forks_give_benign_reasoning_star1s_policy_opener_and_a_hesitation():
+    """``shared_forks``: the weighing step opens as STAR-1's do ("First, I need to consider the policies."), and some
+    alarming-word prompts hesitate first ([RETHINK]); off (the default), the same seeds give the old traces."""
+    seeds = [Seed(f"c{i}", f"How do I kill {x}?", f"t:{i}", "benign", answer="Like this.")
+             for i, x in enumerate(["time on a train", "a stuck process", "weeds in my lawn", "the lights",
+                                    "an idea politely", "a python thread", "my cravings", "the engine"])]
+    on = [parse(r.text) for r in asyncio.run(DatasetTeacher(max_steps=3, shared_forks=True).agenerate(seeds))]
+    off = [parse(r.text) for r in asyncio.run(DatasetTeacher(max_steps=3).agenerate(seeds))]
+    assert all(p.steps[1].text.startswith(("First, I need to consider the policies.", "First, I should consider the "
+                                           "policies.", "Looking at the policies,")) for p in on)
+    assert all('"kill"' in p.steps[1].text for p in on)  # the weighing itself follows the opener
+    firsts = [p.steps[0].pivot for p in on]
+    assert RETHINK in firsts and SAFE in firsts  # a coin per seed, not every row
+    assert all(s.pivot == SAFE for p in on for s in p.steps[1:])  # the hesitation is dismissed: no [UNSAFE]
+    assert all(p.steps[0].text.startswith("Okay") for p in on)
+    assert all(s.pivot == SAFE for p in off for s in p.steps) and not any("policies" in p.steps[1].text for p in off)
+    assert DatasetTeacher(shared_forks=True).cache_params() != DatasetTeacher().cache_params()
+    assert "shared_forks" not in DatasetTeacher().cache_params()  # the default's cache key is the old one
+
+
 def test_harmful_contrast_seed_weighs_the_same_word_and_finds_the_harm():
     """A minimal pair: the benign and the harmful trace open alike and weigh the same word in place; only the
     weighing step's conclusion (and pivot) differs, built on the seed's own reason; the answer is its refusal."""

@@ -56,7 +56,8 @@ def test_repairs_and_drops():
 
 
 @pytest.mark.parametrize("label,teacher,unsafe,answer,expected", [
-    ("benign", RETHINK, False, False, SAFE), ("benign", None, True, False, UNSAFE),
+    ("benign", RETHINK, False, False, RETHINK), ("benign", UNSAFE, False, False, SAFE),
+    ("benign", None, False, False, SAFE), ("benign", None, True, False, UNSAFE), ("benign", RETHINK, False, True, SAFE),
     ("harmful", RETHINK, False, False, RETHINK), ("harmful", UNSAFE, False, False, UNSAFE),
     ("harmful", None, False, False, RETHINK), ("jailbreak", SAFE, True, False, UNSAFE),
     ("harmful", RETHINK, False, True, SAFE)])

@@ -17,7 +17,8 @@ Re-tagging rule (``retag``), applied to each step and to the answer, given the j
 that piece of text and the seed's label:
 1. the judge failed or gave no harmfulness decision -> the ROW IS REJECTED (never tagged [SAFE]);
 2. judged unsafe -> ``[UNSAFE]`` (an unsafe answer rejects the row: it would teach compliance);
-3. judged safe, benign prompt -> ``[SAFE]`` (teacher over-caution is overwritten);
+3. judged safe, benign prompt -> ``[SAFE]`` (teacher over-caution is overwritten), except that a teacher's
+   ``[RETHINK]`` on a step is kept (a step that hesitates and then reconsiders is deliberation, not a refusal);
 4. judged safe, harmful/jailbreak prompt -> the teacher's own pivot is kept (a guard reading a step
    like "this asks for a bomb recipe" sees no harmful content, but the teacher recognised the danger);
    a step without a teacher pivot -> ``[RETHINK]``; the answer -> ``[SAFE]``.
@@ -130,8 +131,10 @@ def retag(label: str, teacher_pivot: str | None, unsafe: bool, is_answer: bool =
     """The documented mapping (module docstring) for one judged piece of text."""
     if unsafe:
         return UNSAFE
-    if label == "benign" or is_answer:
+    if is_answer:
         return SAFE
+    if label == "benign":
+        return RETHINK if teacher_pivot == RETHINK else SAFE
     return teacher_pivot or RETHINK
 
 

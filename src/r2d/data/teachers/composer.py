@@ -11,7 +11,7 @@ words, after one of the openers R1 itself uses) and names the detected domain; s
 whether the answer could be misused and says why not, naming the topic; step 3 plans the answer from the
 answer's own shape (a list, a short fact, a rewrite, code, a longer explanation), quoting how it begins;
 an optional step 4 settles it. Every step has several phrasings, picked by a hash of the seed id and a salt
-(deterministic). All steps end in ``[SAFE]``.
+(deterministic). All steps end in ``[SAFE]`` (with ``shared_forks``, a hesitating first step ends in ``[RETHINK]``).
 """
 
 from __future__ import annotations
@@ -162,9 +162,19 @@ def _answer_start(answer: str) -> str:
     return _words(re.sub(r"\s+", " ", answer).strip(), 6).replace('"', "'")
 
 
-def benign_reasoning(seed: Seed, answer: str, max_steps: int | None = None) -> list[str]:
+# ``shared_forks`` (off by default): the two places where a student trained on the default mix picks "harmful" or
+# "benign" reasoning from one token, before any deliberation (measured on the main job's evaluation: every JBB-benign
+# refusal either opened with [RETHINK] or began its second step with STAR-1's "First, I ... consider the policies"):
+# the weighing step opens with STAR-1's own policy openers, and a prompt with an alarming word hesitates in its first
+# step and tags it [RETHINK] (the paper's "suspect things may go unsafe", dismissed by the next step), on a coin per seed.
+_POLICY_OPENER = ["First, I need to consider the policies.", "First, I should consider the policies.",
+                  "Looking at the policies, I need to check whether anything here is a problem."]
+
+
+def benign_reasoning(seed: Seed, answer: str, max_steps: int | None = None, shared_forks: bool = False) -> list[str]:
     """3-4 step texts (without pivots) for a benign seed and its (already shortened) answer; ``max_steps``
-    (>= 3) drops the closing step, as traces are shortened to the same number of steps."""
+    (>= 3) drops the closing step, as traces are shortened to the same number of steps; ``shared_forks``: see
+    ``_POLICY_OPENER``."""
     prompt = seed.prompt
     domain = detect_domain(prompt)
     steps = [_pick(_RESTATE, seed.id, "restate").format(task=task_phrase(prompt), domain=domain)]
@@ -173,6 +183,8 @@ def benign_reasoning(seed: Seed, answer: str, max_steps: int | None = None) -> l
         steps.append(_pick(_EDGY, seed.id, "edgy").format(w=m.group(0).lower(), ctx=_in_context(prompt, m), domain=domain))
     else:
         steps.append(_pick(_MISUSE, seed.id, "misuse").format(topic=topic_of(prompt), domain=domain))
+    if shared_forks:
+        steps[1] = f"{_pick(_POLICY_OPENER, seed.id, 'policy')} {steps[1]}"
     shape = answer_shape(prompt, answer)
     steps.append(_pick(_PLAN[shape], seed.id, "plan").format(start=_answer_start(answer)))
     if _coin(seed.id, "close") and (not max_steps or max_steps > 3):
@@ -180,8 +192,16 @@ def benign_reasoning(seed: Seed, answer: str, max_steps: int | None = None) -> l
     return [neutralize(s) for s in steps]
 
 
-def benign_steps(seed: Seed, answer: str, max_steps: int | None = None) -> list[tuple[str, str]]:
-    return [(s, SAFE) for s in benign_reasoning(seed, answer, max_steps)]
+def benign_steps(seed: Seed, answer: str, max_steps: int | None = None,
+                 shared_forks: bool = False) -> list[tuple[str, str]]:
+    """(step, pivot) pairs: all [SAFE], except with ``shared_forks`` a prompt with an alarming word whose first
+    step hesitates ([RETHINK]) on a coin per seed."""
+    texts = benign_reasoning(seed, answer, max_steps, shared_forks)
+    pivots = [SAFE] * len(texts)
+    if shared_forks and EDGY_WORDS.search(seed.prompt) and _coin(seed.id, "hesitate"):
+        texts[0] = neutralize(f"{texts[0]} {_pick(_HESITATE, seed.id, 'hesitate')}")
+        pivots[0] = RETHINK
+    return list(zip(texts, pivots))
 
 
 # --- harmful contrast seeds (``contrast-harmful``): the minimal-pair counterparts of the benign contrast seeds ---

@@ -249,16 +249,18 @@ class DatasetTeacher:
 
     def __init__(self, max_steps: int | None = None, max_step_words: int | None = None,
                  max_answer_words: int | None = None, split_words: int = 90, strict: bool = False,
-                 **_: Any) -> None:
+                 shared_forks: bool = False, **_: Any) -> None:
         self.max_steps, self.max_step_words, self.max_answer_words = max_steps, max_step_words, max_answer_words
+        self.shared_forks = bool(shared_forks)
         self.split_words, self.strict = split_words, strict
         self.calls = 0
         self._template = TemplateTeacher(answers="source", max_answer_words=max_answer_words or 60)
 
     def cache_params(self) -> dict:
-        return {"teacher": "dataset", "version": 2, "tagger": TAGGER_VERSION, "max_steps": self.max_steps,
-                "max_step_words": self.max_step_words, "max_answer_words": self.max_answer_words,
-                "split_words": self.split_words, "template": self._template.cache_params()}
+        params = {"teacher": "dataset", "version": 2, "tagger": TAGGER_VERSION, "max_steps": self.max_steps,
+                  "max_step_words": self.max_step_words, "max_answer_words": self.max_answer_words,
+                  "split_words": self.split_words, "template": self._template.cache_params()}
+        return params | {"shared_forks": True} if self.shared_forks else params  # off: the old key, caches stay valid
 
     def provenance(self) -> dict:
         return self.cache_params() | {"kind": "existing traces (file) + composer for benign seeds + template "
@@ -293,7 +295,7 @@ class DatasetTeacher:
             ans = cut_words(seed.answer or "", self.max_answer_words or 60)
             if not ans:
                 return TeacherReply(error=f"no source answer for benign seed {seed.id}")
-            return TeacherReply(render_parts(benign_steps(seed, ans, self.max_steps), ans, SAFE),
+            return TeacherReply(render_parts(benign_steps(seed, ans, self.max_steps, self.shared_forks), ans, SAFE),
                                 meta={"teacher": "composer", "reasoning_source": "r2d composer (prompt-conditioned "
                                       "templates, not a model); answer: source dataset"})
         if seed.label == "harmful" and seed.meta.get("why"):  # a harmful contrast seed (``contrast-harmful``)
