@@ -91,8 +91,8 @@ def render_card(rows: list[dict], rejected: list[dict] | None = None, prov: dict
                   f"- seed mixture: `{prov.get('config', {}).get('seeds')}` size={prov.get('config', {}).get('size')}"
                   f" seed={prov.get('config', {}).get('seed')}",
                   "- pivot re-tagging rule: see `r2d.data.tagging` (judge unsafe -> [UNSAFE]; safe on a benign prompt "
-                  "-> [SAFE], a teacher's [RETHINK] kept; safe on a harmful prompt keeps the teacher's pivot, [RETHINK] if none; judge errors "
-                  "reject the row)", ""]
+                  "-> [SAFE], a teacher's [RETHINK] kept; safe on a harmful prompt keeps the teacher's pivot, "
+                  "[RETHINK] if none; judge errors reject the row)", ""]
         if "template" in str(t.get("teacher", "")):
             lines += [TEMPLATE_NOTE, ""]
         if "dataset" in str(t.get("teacher", "")):
