@@ -162,19 +162,9 @@ def _answer_start(answer: str) -> str:
     return _words(re.sub(r"\s+", " ", answer).strip(), 6).replace('"', "'")
 
 
-# ``shared_forks`` (off by default): the two places where a student trained on the default mix picks "harmful" or
-# "benign" reasoning from one token, before any deliberation (measured on the main job's evaluation: every JBB-benign
-# refusal either opened with [RETHINK] or began its second step with STAR-1's "First, I ... consider the policies"):
-# the weighing step opens with STAR-1's own policy openers, and a prompt with an alarming word hesitates in its first
-# step and tags it [RETHINK] (the paper's "suspect things may go unsafe", dismissed by the next step), on a coin per seed.
-_POLICY_OPENER = ["First, I need to consider the policies.", "First, I should consider the policies.",
-                  "Looking at the policies, I need to check whether anything here is a problem."]
-
-
-def benign_reasoning(seed: Seed, answer: str, max_steps: int | None = None, shared_forks: bool = False) -> list[str]:
+def benign_reasoning(seed: Seed, answer: str, max_steps: int | None = None) -> list[str]:
     """3-4 step texts (without pivots) for a benign seed and its (already shortened) answer; ``max_steps``
-    (>= 3) drops the closing step, as traces are shortened to the same number of steps; ``shared_forks``: see
-    ``_POLICY_OPENER``."""
+    (>= 3) drops the closing step, as traces are shortened to the same number of steps."""
     prompt = seed.prompt
     domain = detect_domain(prompt)
     steps = [_pick(_RESTATE, seed.id, "restate").format(task=task_phrase(prompt), domain=domain)]
@@ -183,8 +173,6 @@ def benign_reasoning(seed: Seed, answer: str, max_steps: int | None = None, shar
         steps.append(_pick(_EDGY, seed.id, "edgy").format(w=m.group(0).lower(), ctx=_in_context(prompt, m), domain=domain))
     else:
         steps.append(_pick(_MISUSE, seed.id, "misuse").format(topic=topic_of(prompt), domain=domain))
-    if shared_forks:
-        steps[1] = f"{_pick(_POLICY_OPENER, seed.id, 'policy')} {steps[1]}"
     shape = answer_shape(prompt, answer)
     steps.append(_pick(_PLAN[shape], seed.id, "plan").format(start=_answer_start(answer)))
     if _coin(seed.id, "close") and (not max_steps or max_steps > 3):
@@ -192,15 +180,26 @@ def benign_reasoning(seed: Seed, answer: str, max_steps: int | None = None, shar
     return [neutralize(s) for s in steps]
 
 
+# ``shared_forks`` (off by default) closes the two places where a student trained on the default mix picked "harmful"
+# or "benign" reasoning from one token, before any deliberation (measured on the main job's evaluation: each of its 7
+# JBB-benign refusals opened with [RETHINK], which no benign row had, or began its second step with "First, I should",
+# as STAR-1's "First, I need to consider the policies." does): the weighing step opens with STAR-1's own policy
+# openers, and a prompt with an alarming word hesitates in its first step and tags it [RETHINK] (the paper's "suspect
+# things may go unsafe", dismissed by the next step), on a coin per seed.
+_POLICY_OPENER = ["First, I need to consider the policies.", "First, I should consider the policies.",
+                  "Looking at the policies, I need to check whether anything here is a problem."]
+
+
 def benign_steps(seed: Seed, answer: str, max_steps: int | None = None,
                  shared_forks: bool = False) -> list[tuple[str, str]]:
-    """(step, pivot) pairs: all [SAFE], except with ``shared_forks`` a prompt with an alarming word whose first
-    step hesitates ([RETHINK]) on a coin per seed."""
-    texts = benign_reasoning(seed, answer, max_steps, shared_forks)
+    """(step, pivot) pairs of ``benign_reasoning``, all [SAFE]; ``shared_forks``: see ``_POLICY_OPENER``."""
+    texts = benign_reasoning(seed, answer, max_steps)
     pivots = [SAFE] * len(texts)
-    if shared_forks and EDGY_WORDS.search(seed.prompt) and _coin(seed.id, "hesitate"):
-        texts[0] = neutralize(f"{texts[0]} {_pick(_HESITATE, seed.id, 'hesitate')}")
-        pivots[0] = RETHINK
+    if shared_forks:
+        texts[1] = neutralize(f"{_pick(_POLICY_OPENER, seed.id, 'policy')} {texts[1]}")
+        if EDGY_WORDS.search(seed.prompt) and _coin(seed.id, "hesitate"):
+            texts[0] = neutralize(f"{texts[0]} {_pick(_HESITATE, seed.id, 'hesitate')}")
+            pivots[0] = RETHINK
     return list(zip(texts, pivots))
 
 
